@@ -1,0 +1,140 @@
+//! `uptime-ledger log checkpoint|entries|verify`: a quick look at a running ledger's log.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use uptime_ledger::checkpoint::NoteVerifier;
+use uptime_ledger::client;
+use uptime_ledger::domain::Status;
+use uptime_ledger::entry::{self, Payload};
+use uptime_ledger::pb;
+use uptime_ledger::pb::log_service_client::LogServiceClient;
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[arg(long, default_value = "http://127.0.0.1:50051", global = true)]
+    ledger: String,
+    #[command(subcommand)]
+    command: LogCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Print the latest signed checkpoint (or the one at --tree-size) and the verifier key.
+    Checkpoint {
+        #[arg(long, default_value_t = 0)]
+        tree_size: u64,
+    },
+    /// Print entries [start, end), decoded, one per line.
+    Entries {
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Default: the current tree size.
+        #[arg(long)]
+        end: Option<u64>,
+    },
+    /// Verify the checkpoint's signature against a pinned verifier key, download every entry
+    /// and recompute the Merkle root.
+    Verify {
+        /// The key to trust, as printed by `serve` (<origin>+<key id>+<key>).
+        #[arg(long)]
+        verifier_key: String,
+    },
+}
+
+pub async fn run(args: LogArgs) -> anyhow::Result<()> {
+    let channel = client::connect(&args.ledger)
+        .await
+        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let rpc_error =
+        |status: tonic::Status| anyhow::anyhow!("{}: {}", status.code(), status.message());
+    match args.command {
+        LogCommand::Checkpoint { tree_size } => {
+            let response = LogServiceClient::new(channel)
+                .get_checkpoint(pb::GetCheckpointRequest { tree_size })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            print!("{}", response.checkpoint);
+            println!("verifier key: {}", response.verifier_key);
+        }
+        LogCommand::Entries { start, end } => {
+            let mut log = LogServiceClient::new(channel);
+            let end = match end {
+                Some(end) => end,
+                None => {
+                    log.get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
+                        .await
+                        .map_err(rpc_error)?
+                        .into_inner()
+                        .tree_size
+                }
+            };
+            let mut stream = log
+                .get_entries(pb::GetEntriesRequest { start, end })
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            while let Some(message) = stream.message().await.map_err(rpc_error)? {
+                println!("{}", describe(message.index, &message.entry));
+            }
+        }
+        LogCommand::Verify { verifier_key } => {
+            let verifier: NoteVerifier = verifier_key
+                .parse()
+                .context("--verifier-key is not a verifier key")?;
+            let verified = client::verify_log(channel, &verifier).await?;
+            println!(
+                "OK: {} entries verified against the checkpoint signed by {} (root {})",
+                verified.checkpoint.tree_size,
+                verifier.name(),
+                hex::encode(verified.checkpoint.root_hash)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One human-readable line for an entry.
+fn describe(index: u64, bytes: &[u8]) -> String {
+    let decoded = match entry::decode_entry(bytes) {
+        Ok(decoded) => decoded,
+        Err(error) => return format!("{index:>8}  (undecodable: {error})"),
+    };
+    let when = super::format_time(decoded.received_at);
+    match decoded.payload {
+        Payload::Genesis(genesis) => format!(
+            "{index:>8}  {when}  genesis  origin={} admins={} max_lateness={:?} max_skew={:?}",
+            genesis.origin,
+            genesis
+                .admin_keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            genesis.max_lateness,
+            genesis.max_skew
+        ),
+        Payload::Observation { observation: o, .. } => format!(
+            "{index:>8}  {when}  observation  {} -> {} seq={} observed_at={} {} {}ms {:?}",
+            o.probe_id,
+            o.service_id,
+            o.seq,
+            super::format_time(o.observed_at),
+            match o.status {
+                Status::Up => "UP",
+                Status::Down => "DOWN",
+            },
+            o.latency_ms,
+            o.detail
+        ),
+        Payload::Command {
+            signer, command, ..
+        } => {
+            format!(
+                "{index:>8}  {when}  command  signer={signer} seq={} {:?}",
+                command.seq, command.command
+            )
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `uptime-ledger serve`: open (or create) the ledger and serve it until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use uptime_ledger::clock::SystemClock;
+use uptime_ledger::crypto;
+use uptime_ledger::domain::AdminKey;
+use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the log and the generated keys live.
+    #[arg(long, default_value = "ledger-data")]
+    data_dir: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    /// The log's origin: the checkpoint signer name auditors pin (genesis only).
+    #[arg(long)]
+    origin: Option<String>,
+    /// An admin key, NAME=PUBKEY.pem (repeatable; genesis only). Without it, a key named
+    /// `admin` is generated in DATA_DIR/keys on first start.
+    #[arg(long = "admin-key", value_name = "NAME=PUBKEY.pem")]
+    admin_keys: Vec<String>,
+    /// How far back an observation may be dated, e.g. 1h (genesis only; default 1h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_lateness: Option<Duration>,
+    /// How far ahead of the ledger's clock an observation may be dated (genesis only; default 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_skew: Option<Duration>,
+    /// Longest time a grown log waits for a new signed checkpoint.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    checkpoint_interval: Duration,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
+        bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
+    }
+    let keys_dir = args.data_dir.join("keys");
+    std::fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("cannot create {}", keys_dir.display()))?;
+    let ledger_key_path = keys_dir.join("ledger.pem");
+    let ledger_key = if ledger_key_path.exists() {
+        crypto::read_signing_key(&ledger_key_path)?
+    } else {
+        let key = crypto::generate_key_files(&ledger_key_path)?;
+        eprintln!(
+            "generated the ledger's checkpoint key: {}",
+            ledger_key_path.display()
+        );
+        key
+    };
+    let admin_keys = admin_keys(&args, &keys_dir)?;
+    let config = LedgerConfig {
+        data_dir: args.data_dir.clone(),
+        ledger_key,
+        genesis: GenesisParams {
+            origin: args.origin.clone(),
+            admin_keys,
+            max_lateness: args.max_lateness,
+            max_skew: args.max_skew,
+        },
+        checkpoint_interval: args.checkpoint_interval,
+        clock: Arc::new(SystemClock),
+    };
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(config))
+        .await?
+        .with_context(|| format!("cannot open the ledger in {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    let checkpoint = ledger.checkpoint();
+    eprintln!("uptime-ledger serving");
+    eprintln!("  gRPC:         http://{}", listener.local_addr()?);
+    eprintln!("  data dir:     {}", args.data_dir.display());
+    eprintln!("  tree size:    {}", ledger.tree_size());
+    eprintln!("  verifier key: {}", ledger.verifier());
+    eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
+    println!("{}", ledger.verifier());
+
+    uptime_ledger::rpc::serve(listener, ledger.clone(), shutdown_signal())
+        .await
+        .context("the gRPC server failed")?;
+    ledger.shutdown().await;
+    tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");
+    Ok(())
+}
+
+/// The genesis admin keys: from `--admin-key`, else the generated `admin` key for a new log,
+/// else (existing log, no flag) whatever the log has.
+fn admin_keys(args: &ServeArgs, keys_dir: &Path) -> anyhow::Result<Option<Vec<AdminKey>>> {
+    if !args.admin_keys.is_empty() {
+        let mut keys = Vec::new();
+        for spec in &args.admin_keys {
+            let Some((name, path)) = spec.split_once('=') else {
+                bail!("--admin-key takes NAME=PUBKEY.pem, got {spec:?}");
+            };
+            keys.push(AdminKey {
+                name: name.to_owned(),
+                public_key: crypto::read_verifying_key(Path::new(path))?,
+            });
+        }
+        return Ok(Some(keys));
+    }
+    if args.data_dir.join("log").exists() {
+        return Ok(None);
+    }
+    let admin_path = keys_dir.join("admin.pem");
+    let public_key = if admin_path.exists() {
+        crypto::read_verifying_key(&crypto::public_key_path(&admin_path))?
+    } else {
+        let key = crypto::generate_key_files(&admin_path)?;
+        eprintln!(
+            "generated admin key `admin`: {} (sign admin commands with it; keep it safe)",
+            admin_path.display()
+        );
+        key.verifying_key()
+    };
+    Ok(Some(vec![AdminKey {
+        name: "admin".into(),
+        public_key,
+    }]))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: draining");
+}

@@ -1,0 +1,201 @@
+//! Plain domain types: identifiers, observations, admin commands and the genesis record.
+//!
+//! Everything here is validated on construction, so code that holds one of these types
+//! never re-checks it. Protobuf types never appear here: `entry` converts between the wire
+//! format and these types in one place.
+
+mod id;
+
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+
+pub use id::{InvalidId, MaintenanceId, ProbeId, ServiceId};
+
+/// Milliseconds since the Unix epoch, UTC: the one time unit of the domain (DESIGN.md:
+/// "a Timestamp is truncated to whole milliseconds").
+pub type Millis = i64;
+
+/// The default freshness of an observation when a service spec says 0.
+pub const DEFAULT_STALENESS: Duration = Duration::from_secs(90);
+/// Default of `Genesis.max_lateness`: how far back an observation may be dated.
+pub const DEFAULT_MAX_LATENESS: Duration = Duration::from_secs(3600);
+/// Default of `Genesis.max_skew`: how far ahead of the ledger's clock an observation may be dated.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(30);
+/// Longest `Observation.detail`, in bytes.
+pub const MAX_DETAIL_BYTES: usize = 256;
+/// Longest free-text field of an admin command (names, agencies, reasons, locations), in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// What a probe saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Up,
+    Down,
+}
+
+/// One decoded, validated check result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub probe_id: ProbeId,
+    pub service_id: ServiceId,
+    pub seq: u64,
+    pub observed_at: Millis,
+    pub status: Status,
+    pub latency_ms: u32,
+    pub detail: String,
+}
+
+/// How probes' states combine into a service state (DESIGN.md "Service state").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// DOWN as soon as one probe sees DOWN.
+    Any,
+    /// DOWN when more than half of the probes with a fresh observation see DOWN.
+    Majority,
+    /// DOWN only when every probe with a fresh observation sees DOWN.
+    All,
+    /// DOWN when at least this many probes see DOWN; always at least 1.
+    AtLeast(u32),
+}
+
+/// A service definition as it was in force from the moment it was received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub service_id: ServiceId,
+    pub name: String,
+    pub agency: String,
+    /// Strictly between 0 and 1.
+    pub slo_target: f64,
+    pub quorum: Quorum,
+    /// Already defaulted: never zero.
+    pub staleness: Duration,
+}
+
+/// One operator command, decoded and validated on its own (not yet against the ledger state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminCommand {
+    pub seq: u64,
+    pub issued_at: Millis,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    DefineService(ServiceSpec),
+    RegisterProbe {
+        probe_id: ProbeId,
+        public_key: VerifyingKey,
+        location: String,
+    },
+    RevokeProbe {
+        probe_id: ProbeId,
+        reason: String,
+    },
+    ScheduleMaintenance {
+        maintenance_id: MaintenanceId,
+        service_id: ServiceId,
+        start: Millis,
+        end: Millis,
+        reason: String,
+    },
+    CancelMaintenance {
+        maintenance_id: MaintenanceId,
+    },
+}
+
+/// Entry 0 of the log: the trust root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Genesis {
+    pub origin: String,
+    pub ledger_public_key: VerifyingKey,
+    pub admin_keys: Vec<AdminKey>,
+    pub max_lateness: Duration,
+    pub max_skew: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminKey {
+    pub name: String,
+    pub public_key: VerifyingKey,
+}
+
+/// Why an observation was refused: the typed reasons of DESIGN.md "Ingest rules".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    Invalid,
+    BadSignature,
+    UnknownProbe,
+    ProbeRevoked,
+    UnknownService,
+    StaleSeq,
+    Equivocation,
+    TooLate,
+    TooEarly,
+}
+
+impl RejectReason {
+    /// Every reason, for metrics and exhaustive tests.
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::Invalid,
+        RejectReason::BadSignature,
+        RejectReason::UnknownProbe,
+        RejectReason::ProbeRevoked,
+        RejectReason::UnknownService,
+        RejectReason::StaleSeq,
+        RejectReason::Equivocation,
+        RejectReason::TooLate,
+        RejectReason::TooEarly,
+    ];
+
+    /// The snake_case name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::BadSignature => "bad_signature",
+            RejectReason::UnknownProbe => "unknown_probe",
+            RejectReason::ProbeRevoked => "probe_revoked",
+            RejectReason::UnknownService => "unknown_service",
+            RejectReason::StaleSeq => "stale_seq",
+            RejectReason::Equivocation => "equivocation",
+            RejectReason::TooLate => "too_late",
+            RejectReason::TooEarly => "too_early",
+        }
+    }
+}
+
+/// A refusal with a message a probe author can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Rejection {
+        Rejection {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The ledger's answer for one submitted observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Appended at this index and durable.
+    Accepted {
+        index: u64,
+    },
+    /// The identical observation is already durable at this index.
+    Duplicate {
+        index: u64,
+    },
+    Rejected(Rejection),
+}
+
+/// Converts a duration to whole milliseconds, saturating (durations here are bounded by
+/// validation, so saturation never changes a real value).
+pub fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,30 @@
+//! # uptime-ledger
+//!
+//! A verifiable record of whether government digital services are up. Probes send
+//! Ed25519-signed observations over gRPC; the ledger appends them to an append-only log
+//! with an RFC 6962 Merkle tree and signed C2SP checkpoints, acknowledging only what is on
+//! disk.
+//!
+//! # Layout (in reading order; data flows down)
+//!
+//! - [`domain`]: plain validated types (ids, observations, commands, genesis);
+//! - [`crypto`]: domain-separated Ed25519 signatures, batch verification, key files;
+//! - [`entry`]: the one place protobuf bytes become domain types (the log's entry codec);
+//! - [`merkle`]: RFC 6962 hashing, proofs and tiles — pure;
+//! - [`checkpoint`]: C2SP signed-note checkpoints — pure;
+//! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
+//! - [`rpc`]: the gRPC services (protobuf types stop there);
+//! - [`client`]: helpers the CLI and tests use to talk to a ledger;
+//! - [`clock`]: the injected wall clock;
+//! - [`pb`]: generated protobuf types.
+
+pub mod checkpoint;
+pub mod client;
+pub mod clock;
+pub mod crypto;
+pub mod domain;
+pub mod entry;
+pub mod log;
+pub mod merkle;
+pub mod pb;
+pub mod rpc;

@@ -1,0 +1,470 @@
+//! The log: an append-only, verifiable sequence of signed entries, and the one handle
+//! (`Ledger`) through which the rest of the program writes and reads it.
+//!
+//! - `store`: the narrow storage interface and its sled implementation;
+//! - `registry`: admin keys, services, probes and maintenance ids, as the log made them;
+//! - `writer`: the single writer thread (judging, group commit, checkpoints);
+//! - `recovery`: opening a data directory, verifying it, rebuilding derived state;
+//! - `shared`: what the writer publishes to readers.
+
+mod recovery;
+pub mod registry;
+mod shared;
+pub mod store;
+mod writer;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::checkpoint::{NoteSigner, NoteVerifier};
+use crate::clock::Clock;
+use crate::crypto::{self, SignedItem, SigningContext};
+use crate::domain::{AdminKey, Outcome, RejectReason, Rejection};
+use crate::entry;
+use crate::merkle::{self, Hash, TileSubtreeSource};
+
+pub use recovery::OpenError;
+pub use registry::{CommandRefusal, Registry};
+pub use shared::PublishedCheckpoint;
+pub use store::{LogStore, SledStore, StoreError};
+pub use writer::{CommandOutcome, WriteError, MAX_EVENTS_PER_COMMIT};
+
+use writer::{VerifiedCommand, VerifiedObservation, WriteOp};
+
+/// Below this many signatures, verifying inline is cheaper than a hop to a blocking thread.
+const INLINE_VERIFY_LIMIT: usize = 8;
+/// Queued write requests; beyond this, submitters wait (back-pressure instead of memory).
+const WRITE_QUEUE_DEPTH: usize = 1024;
+
+/// Genesis parameters. `None` means the default when the log is created, and "whatever
+/// the log says" when it already exists; a given value that differs from the log is an error.
+#[derive(Debug, Clone, Default)]
+pub struct GenesisParams {
+    pub origin: Option<String>,
+    pub admin_keys: Option<Vec<AdminKey>>,
+    pub max_lateness: Option<Duration>,
+    pub max_skew: Option<Duration>,
+}
+
+pub struct LedgerConfig {
+    /// The sled database lives in `data_dir/log`.
+    pub data_dir: PathBuf,
+    /// Signs checkpoints; its public key is in the genesis.
+    pub ledger_key: SigningKey,
+    pub genesis: GenesisParams,
+    /// Longest time a grown log waits for a new checkpoint.
+    pub checkpoint_interval: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The default origin (checkpoint signer name) of a new log.
+pub const DEFAULT_ORIGIN: &str = "uptime-ledger.local/log";
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// An envelope as received, before anything is checked.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub body: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// Why a command was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the command signature does not verify with admin key {0:?}")]
+    BadSignature(String),
+    #[error(transparent)]
+    Refused(#[from] CommandRefusal),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("reading the log failed: {0}")]
+    Storage(String),
+}
+
+/// The ledger: one data directory, one writer thread, any number of readers.
+pub struct Ledger {
+    store: Arc<dyn LogStore>,
+    shared: Arc<shared::Shared>,
+    inbox: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    verifier: NoteVerifier,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) and verifies the ledger in `config.data_dir`, then starts
+    /// its writer. Blocking: reads and hashes the whole log. Must run inside a Tokio runtime
+    /// (it starts the checkpoint ticker).
+    pub fn open(config: LedgerConfig) -> Result<Arc<Ledger>, OpenError> {
+        let opened = recovery::open(&config)?;
+        let signer = NoteSigner::new(&opened.registry.genesis().origin, config.ledger_key.clone())
+            .map_err(|e| OpenError::Genesis(format!("the origin cannot sign checkpoints: {e}")))?;
+        let verifier = signer.verifier();
+        let shared = Arc::new(shared::Shared::new(
+            opened.appender.size(),
+            opened.checkpoint.clone(),
+            opened.registry.clone(),
+        ));
+        let writer = writer::Writer {
+            store: opened.store.clone(),
+            shared: shared.clone(),
+            registry: opened.registry,
+            last_seqs: opened.last_seqs,
+            appender: opened.appender,
+            signer,
+            clock: config.clock.clone(),
+            last_received_at: opened.last_received_at,
+            checkpointed_size: opened.checkpoint.tree_size,
+            // A log that grew past its checkpoint before a crash gets a new one at once.
+            last_checkpoint_at: Instant::now() - config.checkpoint_interval,
+            checkpoint_interval: config.checkpoint_interval,
+            failure: None,
+        };
+        let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH);
+        let writer_thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| OpenError::Storage(format!("cannot start the writer thread: {e}")))?;
+        spawn_checkpoint_ticker(sender.downgrade(), config.checkpoint_interval);
+        Ok(Arc::new(Ledger {
+            store: opened.store,
+            shared,
+            inbox: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            verifier,
+        }))
+    }
+
+    /// The key auditors pin: `<origin>+<key id>+<public key>`.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.shared.registry()
+    }
+
+    /// Number of durable entries.
+    pub fn tree_size(&self) -> u64 {
+        self.shared.durable_size()
+    }
+
+    pub fn watch_tree_size(&self) -> watch::Receiver<u64> {
+        self.shared.watch_size()
+    }
+
+    pub fn watch_checkpoint(&self) -> watch::Receiver<PublishedCheckpoint> {
+        self.shared.watch_checkpoint()
+    }
+
+    /// Why writes stopped, if they did.
+    pub fn write_failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Judges each observation on its own and answers one outcome per envelope, in order,
+    /// once every accepted one is durable.
+    pub async fn submit(&self, envelopes: Vec<Envelope>) -> Result<Vec<Outcome>, WriteError> {
+        let registry = self.shared.registry();
+        let events = if envelopes.len() < INLINE_VERIFY_LIMIT {
+            precheck_and_verify(&registry, envelopes)
+        } else {
+            tokio::task::spawn_blocking(move || precheck_and_verify(&registry, envelopes))
+                .await
+                .map_err(|e| WriteError::Unavailable(format!("verification task failed: {e}")))?
+        };
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteOp::Observations { events, reply }).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Verifies and applies one signed admin command.
+    pub async fn apply(
+        &self,
+        signer: String,
+        body: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<CommandOutcome, ApplyError> {
+        let command = entry::decode_command(&body).map_err(|e| ApplyError::Invalid(e.0))?;
+        let registry = self.shared.registry();
+        let key = registry
+            .admin_key(&signer)
+            .ok_or_else(|| CommandRefusal::UnknownSigner(signer.clone()))?;
+        let verified = crypto::parse_signature(&signature)
+            .is_some_and(|sig| crypto::verify(key, SigningContext::Command, &body, &sig));
+        if !verified {
+            return Err(ApplyError::BadSignature(signer));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteOp::Command {
+            command: VerifiedCommand {
+                signer,
+                body,
+                signature,
+                command,
+            },
+            reply,
+        })
+        .await?;
+        match answer.await.map_err(|_| stopped())?? {
+            CommandOutcome::Refused(refusal) => Err(ApplyError::Refused(refusal)),
+            outcome => Ok(outcome),
+        }
+    }
+
+    async fn send(&self, op: WriteOp) -> Result<(), WriteError> {
+        let sender = self
+            .inbox
+            .lock()
+            .expect("inbox lock")
+            .clone()
+            .ok_or_else(stopped)?;
+        sender.send(op).await.map_err(|_| stopped())
+    }
+
+    /// Stops accepting writes, lets the writer finish every queued batch (each flushed and
+    /// answered), and waits for it. Reads keep working.
+    pub async fn shutdown(&self) {
+        self.inbox.lock().expect("inbox lock").take();
+        let thread = self
+            .writer_thread
+            .lock()
+            .expect("writer thread lock")
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// The latest durable checkpoint.
+    pub fn checkpoint(&self) -> PublishedCheckpoint {
+        self.shared.checkpoint()
+    }
+
+    /// The checkpoint signed at exactly `tree_size`.
+    pub fn checkpoint_at(&self, tree_size: u64) -> Result<PublishedCheckpoint, ReadError> {
+        let latest = self.shared.checkpoint();
+        if tree_size > latest.tree_size {
+            return Err(ReadError::NotFound(format!(
+                "no checkpoint at tree size {tree_size}; the latest is at {}",
+                latest.tree_size
+            )));
+        }
+        match self.store.checkpoint(tree_size).map_err(storage)? {
+            Some(note) => Ok(PublishedCheckpoint { tree_size, note }),
+            None => Err(ReadError::NotFound(format!(
+                "no checkpoint was signed at tree size {tree_size}; checkpoints are signed at most every {:?}",
+                DEFAULT_CHECKPOINT_INTERVAL
+            ))),
+        }
+    }
+
+    /// Durable entries in `range` as (index, bytes); `range.end` may not pass the tree size.
+    pub fn entries(
+        &self,
+        range: Range<u64>,
+    ) -> Result<impl Iterator<Item = Result<(u64, Vec<u8>), ReadError>> + Send, ReadError> {
+        let size = self.tree_size();
+        if range.start > range.end || range.end > size {
+            return Err(ReadError::OutOfRange(format!(
+                "entries [{}, {}) are not in the log of {size} entries",
+                range.start, range.end
+            )));
+        }
+        Ok(self.store.entries(range).map(|item| item.map_err(storage)))
+    }
+
+    /// Entries from `start` up to the current durable size, without bounds checks on the end.
+    pub fn entries_from(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), ReadError>> + Send {
+        self.store
+            .entries(start..end.min(self.tree_size()))
+            .map(|item| item.map_err(storage))
+    }
+
+    pub fn inclusion_proof(
+        &self,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<(Vec<Hash>, Hash), ReadError> {
+        self.check_size(tree_size)?;
+        if index >= tree_size {
+            return Err(ReadError::OutOfRange(format!(
+                "index {index} is not below tree size {tree_size}"
+            )));
+        }
+        let source = TileSubtreeSource::new(self.store.as_ref());
+        let proof = merkle::inclusion_proof(&source, index, tree_size)
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        let leaf = crate::merkle::SubtreeSource::subtree(&source, 0, index)
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok((proof, leaf))
+    }
+
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ReadError> {
+        self.check_size(second)?;
+        if first == 0 || first > second {
+            return Err(ReadError::OutOfRange(format!(
+                "a consistency proof needs 0 < first <= second, got first {first}, second {second}"
+            )));
+        }
+        let source = TileSubtreeSource::new(self.store.as_ref());
+        merkle::consistency_proof(&source, first, second)
+            .map_err(|e| ReadError::Storage(e.to_string()))
+    }
+
+    /// The Merkle root over the first `tree_size` durable entries.
+    pub fn root(&self, tree_size: u64) -> Result<Hash, ReadError> {
+        self.check_size(tree_size)?;
+        let source = TileSubtreeSource::new(self.store.as_ref());
+        merkle::root(&source, tree_size).map_err(|e| ReadError::Storage(e.to_string()))
+    }
+
+    fn check_size(&self, tree_size: u64) -> Result<(), ReadError> {
+        let size = self.tree_size();
+        if tree_size > size {
+            return Err(ReadError::OutOfRange(format!(
+                "tree size {tree_size} is larger than the log ({size})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl merkle::TileReader for dyn LogStore {
+    type Error = StoreError;
+
+    fn tile(&self, tile_level: u8, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        LogStore::tile(self, tile_level, tile_index)
+    }
+}
+
+fn storage(error: StoreError) -> ReadError {
+    ReadError::Storage(error.to_string())
+}
+
+fn stopped() -> WriteError {
+    WriteError::Unavailable("the ledger is shutting down".into())
+}
+
+/// Ingest rules 1–3 for a batch: decode and validate, look up probe and service, verify
+/// signatures (batch verification for large batches). Sequence and time are judged by the
+/// writer, against the log order.
+fn precheck_and_verify(
+    registry: &Registry,
+    envelopes: Vec<Envelope>,
+) -> Vec<Result<VerifiedObservation, Rejection>> {
+    let mut candidates = Vec::with_capacity(envelopes.len());
+    for envelope in envelopes {
+        candidates.push(precheck(registry, envelope));
+    }
+    let items: Vec<SignedItem<'_>> = candidates
+        .iter()
+        .filter_map(|c| c.as_ref().ok())
+        .map(|(verified, signature)| SignedItem {
+            key: &verified.key,
+            context: SigningContext::Observation,
+            body: &verified.body,
+            signature,
+        })
+        .collect();
+    let mut verdicts = crypto::verify_many(&items).into_iter();
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            let (verified, _) = candidate?;
+            if verdicts.next().unwrap_or(false) {
+                Ok(verified)
+            } else {
+                Err(Rejection::new(
+                    RejectReason::BadSignature,
+                    format!(
+                        "the signature does not verify with probe {}'s registered key",
+                        verified.observation.probe_id
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn precheck(
+    registry: &Registry,
+    envelope: Envelope,
+) -> Result<(VerifiedObservation, ed25519_dalek::Signature), Rejection> {
+    let observation = entry::decode_observation(&envelope.body)
+        .map_err(|e| Rejection::new(RejectReason::Invalid, e.0))?;
+    let record = registry.probe(&observation.probe_id).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::UnknownProbe,
+            format!("probe {} is not registered", observation.probe_id),
+        )
+    })?;
+    if record.revoked.is_some() {
+        return Err(Rejection::new(
+            RejectReason::ProbeRevoked,
+            format!("probe {} is revoked", observation.probe_id),
+        ));
+    }
+    if registry.service(&observation.service_id).is_none() {
+        return Err(Rejection::new(
+            RejectReason::UnknownService,
+            format!("service {} is not defined", observation.service_id),
+        ));
+    }
+    let signature = crypto::parse_signature(&envelope.signature).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::BadSignature,
+            format!(
+                "the signature is {} bytes; Ed25519 signatures are 64",
+                envelope.signature.len()
+            ),
+        )
+    })?;
+    Ok((
+        VerifiedObservation {
+            observation,
+            body: envelope.body,
+            signature: envelope.signature,
+            key: record.public_key,
+        },
+        signature,
+    ))
+}
+
+/// Wakes the writer a few times per checkpoint interval so a grown log gets its checkpoint
+/// even when no more writes arrive. Stops when the ledger shuts down.
+fn spawn_checkpoint_ticker(inbox: mpsc::WeakSender<WriteOp>, interval: Duration) {
+    let period = (interval / 4).max(Duration::from_millis(10));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match inbox.upgrade() {
+                Some(sender) => {
+                    let _ = sender.try_send(WriteOp::Tick);
+                }
+                None => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,495 @@
+//! The single writer: judges what depends on log order, appends, and acknowledges only
+//! after the batch is durable.
+//!
+//! One thread owns every mutation of the log. It takes all the work that queued up while
+//! the previous flush ran, judges it in arrival order (sequence numbers, time bounds, the
+//! registry), writes one atomic batch (entries, Merkle tiles, dedupe keys, and a signed
+//! checkpoint when one is due), makes it durable with one flush + fdatasync — group
+//! commit — and only then answers every caller and publishes the new size.
+//!
+//! Invariants owned here:
+//! - entry `i` is stored at index `i`, and entries are never rewritten;
+//! - an ACCEPTED or DUPLICATE answer is sent only after its entry is durable;
+//! - `received_at` never decreases along the log;
+//! - after a failed flush nothing more is written or acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use tokio::sync::{mpsc, oneshot};
+
+use super::registry::{CommandCheck, CommandRefusal, Registry};
+use super::shared::Shared;
+use super::store::{AppendBatch, LogStore, StoreError};
+use crate::checkpoint::{Checkpoint, NoteSigner};
+use crate::clock::Clock;
+use crate::domain::{
+    duration_millis, AdminCommand, Millis, Observation, Outcome, ProbeId, RejectReason, Rejection,
+};
+use crate::entry;
+use crate::merkle::{self, TileAppender};
+use crate::pb;
+
+/// Most events one group commit takes; bounds the batch's memory and latency.
+pub const MAX_EVENTS_PER_COMMIT: usize = 8192;
+
+/// An observation whose body decoded and whose signature verified against `key`, the
+/// probe's registered key at the time. Only ingest's verification creates one.
+#[derive(Debug)]
+pub struct VerifiedObservation {
+    pub(super) observation: Observation,
+    pub(super) body: Vec<u8>,
+    pub(super) signature: Vec<u8>,
+    pub(super) key: VerifyingKey,
+}
+
+/// A command whose signature verified against its signer's genesis key.
+#[derive(Debug)]
+pub struct VerifiedCommand {
+    pub(super) signer: String,
+    pub(super) body: Vec<u8>,
+    pub(super) signature: Vec<u8>,
+    pub(super) command: AdminCommand,
+}
+
+/// Why a write was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// Storage failed; the ledger accepts no more writes until restarted.
+    #[error("the ledger is not accepting writes: {0}")]
+    Unavailable(String),
+    /// The disk is full; retry once space is freed.
+    #[error("the ledger's disk is full: {0}")]
+    DiskFull(String),
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    Applied { index: u64 },
+    AlreadyApplied { index: u64 },
+    Refused(CommandRefusal),
+}
+
+pub enum WriteOp {
+    Observations {
+        /// Per event: already rejected before the writer, or verified.
+        events: Vec<Result<VerifiedObservation, Rejection>>,
+        reply: oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
+    },
+    Command {
+        command: VerifiedCommand,
+        reply: oneshot::Sender<Result<CommandOutcome, WriteError>>,
+    },
+    /// Wakes the writer so a lagging checkpoint gets signed while the log is idle.
+    Tick,
+}
+
+impl WriteOp {
+    fn event_count(&self) -> usize {
+        match self {
+            WriteOp::Observations { events, .. } => events.len(),
+            WriteOp::Command { .. } => 1,
+            WriteOp::Tick => 0,
+        }
+    }
+}
+
+pub struct Writer {
+    pub(super) store: Arc<dyn LogStore>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) registry: Registry,
+    pub(super) last_seqs: HashMap<ProbeId, u64>,
+    pub(super) appender: TileAppender,
+    pub(super) signer: NoteSigner,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) last_received_at: Millis,
+    pub(super) checkpointed_size: u64,
+    pub(super) last_checkpoint_at: Instant,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) failure: Option<String>,
+}
+
+/// Results waiting for the flush before they may be sent.
+enum Reply {
+    Observations(
+        oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
+        Vec<Outcome>,
+    ),
+    Command(
+        oneshot::Sender<Result<CommandOutcome, WriteError>>,
+        CommandOutcome,
+    ),
+}
+
+/// What one commit changes in memory, kept aside until the batch is durable so that a
+/// refused write (disk full) leaves the writer exactly as it was.
+struct Staged {
+    batch: AppendBatch,
+    leaf_hashes: Vec<merkle::Hash>,
+    registry: Option<Registry>,
+    seqs: HashMap<(ProbeId, u64), (u64, Vec<u8>)>,
+    last_seqs: HashMap<ProbeId, u64>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone (shutdown), then returns.
+    pub fn run(mut self, mut inbox: mpsc::Receiver<WriteOp>) {
+        while let Some(first) = inbox.blocking_recv() {
+            let mut events = first.event_count();
+            let mut ops = vec![first];
+            while events < MAX_EVENTS_PER_COMMIT {
+                match inbox.try_recv() {
+                    Ok(op) => {
+                        events += op.event_count();
+                        ops.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(ops);
+        }
+        tracing::debug!("log writer stopped");
+    }
+
+    fn commit(&mut self, ops: Vec<WriteOp>) {
+        if let Some(reason) = &self.failure {
+            let error = WriteError::Unavailable(reason.clone());
+            for op in ops {
+                match op {
+                    WriteOp::Observations { reply, .. } => drop(reply.send(Err(error.clone()))),
+                    WriteOp::Command { reply, .. } => drop(reply.send(Err(error.clone()))),
+                    WriteOp::Tick => {}
+                }
+            }
+            return;
+        }
+        let received_at = self.clock.now_millis().max(self.last_received_at);
+        let mut staged = Staged {
+            batch: AppendBatch {
+                first_index: self.store.size(),
+                ..AppendBatch::default()
+            },
+            leaf_hashes: Vec::new(),
+            registry: None,
+            seqs: HashMap::new(),
+            last_seqs: HashMap::new(),
+        };
+        let mut replies = Vec::with_capacity(ops.len());
+        let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
+        for op in ops {
+            match op {
+                WriteOp::Observations { events, reply } => {
+                    let outcomes: Vec<Outcome> = events
+                        .into_iter()
+                        .map(|event| match event {
+                            Err(rejection) => Outcome::Rejected(rejection),
+                            Ok(verified) => {
+                                self.judge_observation(&mut staged, verified, received_at)
+                            }
+                        })
+                        .collect();
+                    for outcome in &outcomes {
+                        match outcome {
+                            Outcome::Accepted { .. } => accepted += 1,
+                            Outcome::Duplicate { .. } => duplicates += 1,
+                            Outcome::Rejected(_) => rejected += 1,
+                        }
+                    }
+                    replies.push(Reply::Observations(reply, outcomes));
+                }
+                WriteOp::Command { command, reply } => {
+                    let outcome = self.judge_command(&mut staged, command, received_at);
+                    replies.push(Reply::Command(reply, outcome));
+                }
+                WriteOp::Tick => {}
+            }
+        }
+
+        let appended = staged.batch.entries.len();
+        let mut appender = None;
+        if appended > 0 {
+            let mut next = self.appender.clone();
+            staged.batch.tiles = next.append(&staged.leaf_hashes);
+            appender = Some(next);
+        }
+        let new_size = self.store.size() + appended as u64;
+        let checkpoint_due = new_size > self.checkpointed_size
+            && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
+        if checkpoint_due {
+            let root = appender.as_ref().unwrap_or(&self.appender).root();
+            let signed = self.signer.sign_checkpoint(&Checkpoint {
+                origin: self.registry.genesis().origin.clone(),
+                tree_size: new_size,
+                root_hash: root,
+                extensions: Vec::new(),
+            });
+            match signed {
+                Ok(note) => staged.batch.checkpoint = Some((new_size, note)),
+                // The origin was checked when the ledger opened, so this is not expected;
+                // the entries are still written and the next batch tries again.
+                Err(error) => tracing::error!(%error, "cannot sign a checkpoint"),
+            }
+        }
+
+        if appended > 0 || staged.batch.checkpoint.is_some() {
+            let checkpoint = staged.batch.checkpoint.clone();
+            if let Err(error) = self.write_durably(std::mem::take(&mut staged.batch)) {
+                for reply in replies {
+                    match reply {
+                        Reply::Observations(tx, _) => drop(tx.send(Err(error.clone()))),
+                        Reply::Command(tx, _) => drop(tx.send(Err(error.clone()))),
+                    }
+                }
+                return;
+            }
+            // Durable: adopt the staged state, then publish it.
+            if let Some(next) = appender {
+                self.appender = next;
+            }
+            self.last_received_at = received_at;
+            self.last_seqs.extend(staged.last_seqs);
+            if let Some(registry) = staged.registry {
+                self.registry = registry;
+                self.shared.publish_registry(self.registry.clone());
+            }
+            if let Some((size, note)) = checkpoint {
+                self.checkpointed_size = size;
+                self.last_checkpoint_at = Instant::now();
+                self.shared.publish_checkpoint(size, note);
+            }
+            self.shared.publish_size(new_size);
+        }
+        if accepted + duplicates + rejected > 0 {
+            tracing::info!(
+                accepted,
+                duplicates,
+                rejected,
+                tree_size = new_size,
+                "batch committed"
+            );
+        }
+        for reply in replies {
+            match reply {
+                Reply::Observations(tx, outcomes) => drop(tx.send(Ok(outcomes))),
+                Reply::Command(tx, outcome) => drop(tx.send(Ok(outcome))),
+            }
+        }
+    }
+
+    fn write_durably(&mut self, batch: AppendBatch) -> Result<(), WriteError> {
+        let result = self.store.append(batch).and_then(|()| self.store.flush());
+        match result {
+            Ok(()) => Ok(()),
+            Err(StoreError::DiskFull(reason)) => {
+                tracing::warn!(%reason, "disk full: batch refused, nothing was written");
+                Err(WriteError::DiskFull(reason))
+            }
+            Err(other) => {
+                let reason = other.to_string();
+                tracing::error!(%reason, "storage failed: the ledger stops accepting writes until restarted");
+                self.failure = Some(reason.clone());
+                self.shared.publish_failure(reason.clone());
+                Err(WriteError::Unavailable(reason))
+            }
+        }
+    }
+
+    fn registry<'a>(&'a self, staged: &'a Staged) -> &'a Registry {
+        staged.registry.as_ref().unwrap_or(&self.registry)
+    }
+
+    /// Ingest rules 2, 4 and 5, in that order, against the state including this batch.
+    fn judge_observation(
+        &self,
+        staged: &mut Staged,
+        verified: VerifiedObservation,
+        received_at: Millis,
+    ) -> Outcome {
+        let VerifiedObservation {
+            observation,
+            body,
+            signature,
+            key,
+        } = verified;
+        let registry = self.registry(staged);
+        match registry.probe(&observation.probe_id) {
+            None => {
+                return reject(
+                    RejectReason::UnknownProbe,
+                    format!("probe {} is not registered", observation.probe_id),
+                )
+            }
+            Some(record) if record.revoked.is_some() => {
+                return reject(
+                    RejectReason::ProbeRevoked,
+                    format!("probe {} is revoked", observation.probe_id),
+                )
+            }
+            Some(record) if record.public_key != key => {
+                return reject(
+                    RejectReason::BadSignature,
+                    format!(
+                        "probe {}'s key changed while the observation was verified",
+                        observation.probe_id
+                    ),
+                )
+            }
+            Some(_) => {}
+        }
+        if registry.service(&observation.service_id).is_none() {
+            return reject(
+                RejectReason::UnknownService,
+                format!("service {} is not defined", observation.service_id),
+            );
+        }
+
+        let probe_key = (observation.probe_id.clone(), observation.seq);
+        let last_seq = staged
+            .last_seqs
+            .get(&observation.probe_id)
+            .or_else(|| self.last_seqs.get(&observation.probe_id))
+            .copied();
+        if last_seq.is_some_and(|last| observation.seq <= last) {
+            let earlier = match staged.seqs.get(&probe_key) {
+                Some((index, earlier_body)) => Some((*index, earlier_body.clone())),
+                None => match self.stored_body(&observation.probe_id, observation.seq) {
+                    Ok(found) => found,
+                    Err(message) => return reject(RejectReason::Invalid, message),
+                },
+            };
+            return match earlier {
+                Some((index, earlier_body)) if earlier_body == body => Outcome::Duplicate { index },
+                Some((index, _)) => {
+                    tracing::warn!(probe_id = %observation.probe_id, seq = observation.seq, original_index = index,
+                        "equivocation: the probe signed two different observations with one seq");
+                    reject(
+                        RejectReason::Equivocation,
+                        format!(
+                            "probe {} already has a different observation with seq {} at index {index}",
+                            observation.probe_id, observation.seq
+                        ),
+                    )
+                }
+                None => reject(
+                    RejectReason::StaleSeq,
+                    format!(
+                        "seq {} is not above probe {}'s last accepted seq {}",
+                        observation.seq,
+                        observation.probe_id,
+                        last_seq.unwrap_or_default()
+                    ),
+                ),
+            };
+        }
+
+        let genesis = self.registry.genesis();
+        let max_lateness = duration_millis(genesis.max_lateness);
+        let max_skew = duration_millis(genesis.max_skew);
+        if observation.observed_at < received_at.saturating_sub(max_lateness) {
+            return reject(
+                RejectReason::TooLate,
+                format!(
+                    "observed_at is {} ms before the ledger's time; at most {max_lateness} ms is accepted",
+                    received_at - observation.observed_at
+                ),
+            );
+        }
+        if observation.observed_at > received_at.saturating_add(max_skew) {
+            return reject(
+                RejectReason::TooEarly,
+                format!(
+                    "observed_at is {} ms after the ledger's time; at most {max_skew} ms of clock skew is accepted",
+                    observation.observed_at - received_at
+                ),
+            );
+        }
+
+        let index = staged.batch.first_index + staged.batch.entries.len() as u64;
+        let bytes = entry::encode_entry(
+            index,
+            received_at,
+            pb::log_entry::Payload::Observation(pb::SignedObservation {
+                body: body.clone(),
+                signature,
+            }),
+        );
+        staged.leaf_hashes.push(merkle::leaf_hash(&bytes));
+        staged.batch.entries.push(bytes);
+        staged
+            .batch
+            .accepted_seqs
+            .push((observation.probe_id.to_string(), observation.seq, index));
+        staged
+            .last_seqs
+            .insert(observation.probe_id.clone(), observation.seq);
+        staged.seqs.insert(probe_key, (index, body));
+        Outcome::Accepted { index }
+    }
+
+    /// The body of the stored observation with this (probe, seq), if any.
+    fn stored_body(&self, probe_id: &ProbeId, seq: u64) -> Result<Option<(u64, Vec<u8>)>, String> {
+        let unreadable =
+            |e: &dyn std::fmt::Display| format!("cannot read the earlier observation: {e}");
+        let Some(index) = self
+            .store
+            .seq_index(probe_id.as_str(), seq)
+            .map_err(|e| unreadable(&e))?
+        else {
+            return Ok(None);
+        };
+        let bytes = self
+            .store
+            .entry(index)
+            .map_err(|e| unreadable(&e))?
+            .ok_or_else(|| unreadable(&format!("entry {index} is missing")))?;
+        match entry::decode_entry(&bytes)
+            .map_err(|e| unreadable(&e))?
+            .payload
+        {
+            entry::Payload::Observation { body, .. } => Ok(Some((index, body))),
+            _ => Err(unreadable(&format!("entry {index} is not an observation"))),
+        }
+    }
+
+    fn judge_command(
+        &self,
+        staged: &mut Staged,
+        verified: VerifiedCommand,
+        received_at: Millis,
+    ) -> CommandOutcome {
+        let VerifiedCommand {
+            signer,
+            body,
+            signature,
+            command,
+        } = verified;
+        match self.registry(staged).check(&signer, &body, &command) {
+            Err(refusal) => CommandOutcome::Refused(refusal),
+            Ok(CommandCheck::AlreadyApplied { index }) => CommandOutcome::AlreadyApplied { index },
+            Ok(CommandCheck::Apply) => {
+                let index = staged.batch.first_index + staged.batch.entries.len() as u64;
+                let bytes = entry::encode_entry(
+                    index,
+                    received_at,
+                    pb::log_entry::Payload::Command(pb::SignedCommand {
+                        signer: signer.clone(),
+                        body: body.clone(),
+                        signature,
+                    }),
+                );
+                staged.leaf_hashes.push(merkle::leaf_hash(&bytes));
+                staged.batch.entries.push(bytes);
+                let registry = staged.registry.get_or_insert_with(|| self.registry.clone());
+                registry.apply(index, &signer, &body, &command);
+                CommandOutcome::Applied { index }
+            }
+        }
+    }
+}
+
+fn reject(reason: RejectReason, message: String) -> Outcome {
+    Outcome::Rejected(Rejection::new(reason, message))
+}

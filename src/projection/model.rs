@@ -1,0 +1,158 @@
+//! The plain values at the projection's seam: what the projector feeds in (one
+//! [`ProjectionInput`] per relevant log entry) and what queries hand back.
+//!
+//! All times are `i64` milliseconds since the Unix epoch (UTC); every interval
+//! is half-open, `[start, end)`. Protobuf types never reach this module: the
+//! RPC layer converts at its edge.
+
+/// What one observation says about a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Up,
+    Down,
+}
+
+/// The state of a probe or a service at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Up,
+    Down,
+    Unknown,
+    Maintenance,
+}
+
+/// How the probes' states combine into the service state (DESIGN.md, "Service state").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Quorum {
+    /// DOWN as soon as one fresh probe says DOWN.
+    Any,
+    /// DOWN when more than half of the fresh probes say DOWN; an even split is UP.
+    #[default]
+    Majority,
+    /// DOWN only when every fresh probe says DOWN.
+    All,
+    /// DOWN when at least this many fresh probes say DOWN.
+    AtLeast(u32),
+}
+
+/// A service's definition as the log carries it. The caller has already
+/// replaced a zero staleness with the 90 s default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub service_id: String,
+    pub name: String,
+    pub agency: String,
+    pub slo_target: f64,
+    pub quorum: Quorum,
+    pub staleness_ms: i64,
+}
+
+/// One log entry that matters to projections, in log-index order.
+///
+/// Entries that do not affect projections (genesis, probe registration and
+/// revocation) are not inputs: a revoked probe's past observations stay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectionInput {
+    DefineService {
+        index: u64,
+        received_at: i64,
+        spec: ServiceSpec,
+    },
+    Observation {
+        index: u64,
+        received_at: i64,
+        probe_id: String,
+        service_id: String,
+        observed_at: i64,
+        status: Status,
+    },
+    ScheduleMaintenance {
+        index: u64,
+        received_at: i64,
+        maintenance_id: String,
+        service_id: String,
+        start: i64,
+        end: i64,
+    },
+    CancelMaintenance {
+        index: u64,
+        received_at: i64,
+        maintenance_id: String,
+    },
+}
+
+impl ProjectionInput {
+    /// The log index of the entry this input came from.
+    pub fn index(&self) -> u64 {
+        match self {
+            ProjectionInput::DefineService { index, .. }
+            | ProjectionInput::Observation { index, .. }
+            | ProjectionInput::ScheduleMaintenance { index, .. }
+            | ProjectionInput::CancelMaintenance { index, .. } => *index,
+        }
+    }
+
+    /// When the ledger received the entry this input came from.
+    pub fn received_at(&self) -> i64 {
+        match self {
+            ProjectionInput::DefineService { received_at, .. }
+            | ProjectionInput::Observation { received_at, .. }
+            | ProjectionInput::ScheduleMaintenance { received_at, .. }
+            | ProjectionInput::CancelMaintenance { received_at, .. } => *received_at,
+        }
+    }
+}
+
+/// A service's availability over `[start, end)` (DESIGN.md, "Availability report").
+///
+/// `up_ms + down_ms + unknown_ms + maintenance_ms == end - start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvailabilityReport {
+    pub start: i64,
+    pub end: i64,
+    pub up_ms: u64,
+    pub down_ms: u64,
+    pub unknown_ms: u64,
+    pub maintenance_ms: u64,
+    /// `up / (up + down)`; absent when nothing was measured.
+    pub availability: Option<f64>,
+    /// `(up + down) / (window - maintenance)`; absent when the window is all maintenance.
+    pub coverage: Option<f64>,
+    /// The target of the spec in force at `end - 1`.
+    pub slo_target: f64,
+    pub slo_met: bool,
+    pub error_budget_ms: f64,
+    pub error_budget_remaining_ms: f64,
+    /// Incidents intersecting the window, counted whole.
+    pub incident_count: u64,
+}
+
+/// A maximal interval during which the service state was DOWN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub start: i64,
+    /// Where DOWN stopped.
+    pub end: i64,
+    /// True when DOWN stopped only because the data ran out: the service is
+    /// UNKNOWN at `end` and no observation of it has `observed_at >= end`.
+    pub open: bool,
+    /// The probes whose own state was DOWN at some instant of the incident, sorted.
+    pub probes: Vec<String>,
+}
+
+/// One piece of a service's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub start: i64,
+    pub end: i64,
+    pub state: State,
+}
+
+/// What the projection knows about one probe of one service: its latest
+/// observation in event time (the highest `observed_at`, ties to the higher log index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSummary {
+    pub probe_id: String,
+    pub last_observed_at: i64,
+    pub last_status: Status,
+}

@@ -1,0 +1,97 @@
+//! The gRPC edge: tonic services over the ledger, the server's limits, health and
+//! reflection. Protobuf types stop here; errors become `tonic::Status` only in `status`.
+
+mod admin;
+mod convert;
+mod ingest;
+mod log;
+mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::log::Ledger;
+use crate::pb;
+
+pub use ingest::MAX_SUBMIT_BATCH;
+
+/// Largest request message the server decodes (a full `Submit` batch fits with room).
+pub const MAX_DECODE_BYTES: usize = 4 * 1024 * 1024;
+/// Concurrent HTTP/2 streams (RPCs) per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Ping idle connections this often, and drop those that do not answer in time.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves every gRPC service on `listener` until `shutdown` resolves, then stops accepting,
+/// reports NOT_SERVING and waits for in-flight RPCs to finish.
+pub async fn serve(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::ingest_service_server::IngestServiceServer<ingest::IngestApi>>()
+        .await;
+    health
+        .set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>()
+        .await;
+    health
+        .set_serving::<pb::log_service_server::LogServiceServer<log::LogApi>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+
+    let ingest = pb::ingest_service_server::IngestServiceServer::new(ingest::IngestApi {
+        ledger: ledger.clone(),
+    })
+    .max_decoding_message_size(MAX_DECODE_BYTES);
+    let admin = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
+        ledger: ledger.clone(),
+    })
+    .max_decoding_message_size(MAX_DECODE_BYTES);
+    let log = pb::log_service_server::LogServiceServer::new(log::LogApi { ledger })
+        .max_decoding_message_size(64 * 1024);
+
+    let shutdown_health = health.clone();
+    let shutdown = async move {
+        shutdown.await;
+        shutdown_health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
+    };
+
+    Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .tcp_nodelay(true)
+        .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ingest)
+        .add_service(admin)
+        .add_service(log)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
