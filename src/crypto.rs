@@ -159,7 +159,13 @@ pub fn generate_key_files(path: &Path) -> Result<SigningKey, KeyFileError> {
             });
         }
     }
-    let private_pem = key
+    // PKCS#8 v1 (no embedded public key): the form `openssl genpkey` writes, and the one
+    // every OpenSSL 3 release reads (some reject dalek's default v2 encoding).
+    let keypair = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let private_pem = keypair
         .to_pkcs8_pem(LineEnding::LF)
         .expect("encoding a 32-byte Ed25519 private key cannot fail");
     write_new_file(path, private_pem.as_bytes(), 0o600)?;

@@ -27,4 +27,5 @@ pub mod entry;
 pub mod log;
 pub mod merkle;
 pub mod pb;
+pub mod projection;
 pub mod rpc;

@@ -60,18 +60,11 @@ pub async fn run(args: LogArgs) -> anyhow::Result<()> {
         }
         LogCommand::Entries { start, end } => {
             let mut log = LogServiceClient::new(channel);
-            let end = match end {
-                Some(end) => end,
-                None => {
-                    log.get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
-                        .await
-                        .map_err(rpc_error)?
-                        .into_inner()
-                        .tree_size
-                }
-            };
             let mut stream = log
-                .get_entries(pb::GetEntriesRequest { start, end })
+                .get_entries(pb::GetEntriesRequest {
+                    start,
+                    end: end.unwrap_or(0),
+                })
                 .await
                 .map_err(rpc_error)?
                 .into_inner();

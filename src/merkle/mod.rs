@@ -6,12 +6,12 @@
 //!
 //! - this file: the hash functions and [`SubtreeSource`], the one question
 //!   every proof is built from ("what is the hash of this perfect subtree?").
-//! - [`proof`]: tree roots, inclusion proofs and consistency proofs computed
+//! - `proof.rs`: tree roots, inclusion proofs and consistency proofs computed
 //!   from any [`SubtreeSource`] (RFC 9162 §2.1.3.1, §2.1.4.1).
-//! - [`verify`]: checking those proofs (RFC 9162 §2.1.3.2, §2.1.4.2).
-//! - [`frontier`]: the right edge of a growing tree, enough to append leaves
+//! - `verify.rs`: checking those proofs (RFC 9162 §2.1.3.2, §2.1.4.2).
+//! - `frontier.rs`: the right edge of a growing tree, enough to append leaves
 //!   and compute the root without looking at anything else.
-//! - [`tile`]: the storage layout (tiles of 256 hashes, after C2SP
+//! - `tile.rs`: the storage layout (tiles of 256 hashes, after C2SP
 //!   tlog-tiles), the writer that produces tile writes from appended leaves,
 //!   and a [`SubtreeSource`] that answers from stored tiles.
 //!
@@ -52,7 +52,7 @@ pub use self::tile::{
 };
 pub use self::verify::{verify_consistency, verify_inclusion, VerifyError};
 
-/// The number of bytes in a [`Hash`].
+/// The number of bytes in a `Hash`.
 pub const HASH_SIZE: usize = 32;
 
 /// A SHA-256 hash: a leaf hash, an interior node hash or a tree root.

@@ -415,7 +415,7 @@ fn probe_hash(value: &Value) -> Option<Hash> {
 
 /// Decodes a probe's root. Roots are only ever compared, and the probes use
 /// values that are not 32 bytes ("don't care" markers, empty strings) where
-/// only equality matters; a [`Hash`] cannot hold them, so each stands for a
+/// only equality matters; a `Hash` cannot hold them, so each stands for a
 /// distinct 32-byte value that no real hash equals.
 fn probe_root(value: &Value) -> Hash {
     probe_hash(value).unwrap_or_else(|| {
@@ -998,8 +998,8 @@ proptest! {
             let tampered_proof = inclusion_proof(&tampered, changed_index, second_size);
             let proofs = [honest_proof.expect("inclusion"), tampered_proof.expect("inclusion")];
             for proof in proofs {
-                let verified =
-                    verify_inclusion(tampered_leaf, changed_index, second_size, &proof, honest_root);
+                let (leaf, index) = (tampered_leaf, changed_index);
+                let verified = verify_inclusion(leaf, index, second_size, &proof, honest_root);
                 prop_assert!(verified.is_err());
             }
             for (first, honest_first_root) in (1..=second).zip(&honest_roots[1..]) {

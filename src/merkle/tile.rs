@@ -124,6 +124,7 @@ pub struct TileAppender {
 }
 
 impl<R> TileSubtreeSource<R> {
+    /// Wraps a tile reader; pass a reference to keep using the reader.
     pub fn new(reader: R) -> Self {
         Self { reader }
     }

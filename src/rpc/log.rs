@@ -53,9 +53,13 @@ impl LogService for LogApi {
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<EntryStream>, Status> {
         let request = request.into_inner();
+        let end = match request.end {
+            0 => self.ledger.tree_size(),
+            end => end,
+        };
         let entries = self
             .ledger
-            .entries(request.start..request.end)
+            .entries(request.start..end)
             .map_err(status::read_error)?;
         let (sender, receiver) = mpsc::channel(ENTRY_BUFFER);
         // sled reads block; keep them off the async workers.
