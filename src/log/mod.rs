@@ -212,12 +212,12 @@ impl Ledger {
         }
         let (reply, answer) = oneshot::channel();
         self.send(WriteOp::Command {
-            command: VerifiedCommand {
+            command: Box::new(VerifiedCommand {
                 signer,
                 body,
                 signature,
                 command,
-            },
+            }),
             reply,
         })
         .await?;

@@ -48,6 +48,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Stored entries in index order, as (index, bytes).
+pub type EntryIter = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send>;
+
 /// The storage interface: append a batch, read ranges, size, durable flush, plus the
 /// derived records written with each batch. A replicated backend would keep entries in its
 /// replicated log and the derived records next to its local state.
@@ -60,10 +63,7 @@ pub trait LogStore: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Entries in `range`, in index order, as (index, bytes).
-    fn entries(
-        &self,
-        range: Range<u64>,
-    ) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send>;
+    fn entries(&self, range: Range<u64>) -> EntryIter;
     fn tile(&self, tile_level: u8, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The index of the accepted observation with this (probe, seq), if any.
     fn seq_index(&self, probe_id: &str, seq: u64) -> Result<Option<u64>, StoreError>;
@@ -280,10 +280,7 @@ impl LogStore for SledStore {
             .map(|v| v.to_vec()))
     }
 
-    fn entries(
-        &self,
-        range: Range<u64>,
-    ) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send> {
+    fn entries(&self, range: Range<u64>) -> EntryIter {
         let mut expected = range.start;
         let iter = self
             .db

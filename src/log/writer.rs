@@ -80,7 +80,7 @@ pub enum WriteOp {
         reply: oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
     },
     Command {
-        command: VerifiedCommand,
+        command: Box<VerifiedCommand>,
         reply: oneshot::Sender<Result<CommandOutcome, WriteError>>,
     },
     /// Wakes the writer so a lagging checkpoint gets signed while the log is idle.
@@ -201,7 +201,7 @@ impl Writer {
                     replies.push(Reply::Observations(reply, outcomes));
                 }
                 WriteOp::Command { command, reply } => {
-                    let outcome = self.judge_command(&mut staged, command, received_at);
+                    let outcome = self.judge_command(&mut staged, *command, received_at);
                     replies.push(Reply::Command(reply, outcome));
                 }
                 WriteOp::Tick => {}
