@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/uptime/ledger/v1/ingest_service.proto",
         "proto/uptime/ledger/v1/admin_service.proto",
         "proto/uptime/ledger/v1/log_service.proto",
+        "proto/uptime/ledger/v1/query_service.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("uptime_ledger_descriptor.bin"))

@@ -28,4 +28,6 @@ pub mod log;
 pub mod merkle;
 pub mod pb;
 pub mod projection;
+pub mod projector;
 pub mod rpc;
+pub mod window;

@@ -12,6 +12,7 @@ use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
+use uptime_ledger::projector::{Projections, ProjectorConfig};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -34,6 +35,9 @@ pub struct ServeArgs {
     /// How far ahead of the ledger's clock an observation may be dated (genesis only; default 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
     max_skew: Option<Duration>,
+    /// Ignore the projection snapshot and rebuild projections from the log.
+    #[arg(long)]
+    rebuild_projections: bool,
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     checkpoint_interval: Duration,
@@ -73,6 +77,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(config))
         .await?
         .with_context(|| format!("cannot open the ledger in {}", args.data_dir.display()))?;
+    let projector_config = ProjectorConfig {
+        data_dir: args.data_dir.clone(),
+        rebuild: args.rebuild_projections,
+        snapshot_interval: Duration::from_secs(10),
+        clock: Arc::new(SystemClock),
+    };
+    let projections = {
+        let ledger = ledger.clone();
+        tokio::task::block_in_place(move || Projections::start(ledger, projector_config))
+            .context("cannot start the projections")?
+    };
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
@@ -85,9 +100,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
     println!("{}", ledger.verifier());
 
-    uptime_ledger::rpc::serve(listener, ledger.clone(), shutdown_signal())
-        .await
-        .context("the gRPC server failed")?;
+    uptime_ledger::rpc::serve(
+        listener,
+        ledger.clone(),
+        projections.clone(),
+        shutdown_signal(),
+    )
+    .await
+    .context("the gRPC server failed")?;
+    projections.shutdown().await;
     ledger.shutdown().await;
     tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");
     Ok(())

@@ -47,11 +47,13 @@ pub struct Observation {
 }
 
 /// How probes' states combine into a service state (DESIGN.md "Service state").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Quorum {
     /// DOWN as soon as one probe sees DOWN.
     Any,
-    /// DOWN when more than half of the probes with a fresh observation see DOWN.
+    /// DOWN when more than half of the probes with a fresh observation see DOWN; an even
+    /// split is UP. The default (also for `QUORUM_KIND_UNSPECIFIED`).
+    #[default]
     Majority,
     /// DOWN only when every probe with a fresh observation sees DOWN.
     All,

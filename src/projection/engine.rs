@@ -275,6 +275,21 @@ impl Projection {
             .unwrap_or(State::Unknown)
     }
 
+    /// The state at `at` and since when it holds: the start of the timeline run
+    /// containing `at`, or for UNKNOWN the end of the last run before `at`
+    /// (`None` when nothing was known before). `None` for an undefined service.
+    pub fn state_since(&self, service_id: &str, at: i64) -> Option<(State, Option<i64>)> {
+        let service = self.service(service_id)?;
+        let following = service.timeline.partition_point(|run| run.start <= at);
+        Some(
+            match following.checked_sub(1).map(|i| &service.timeline[i]) {
+                Some(run) if at < run.end => (run.value, Some(run.start)),
+                Some(run) => (State::Unknown, Some(run.end)),
+                None => (State::Unknown, None),
+            },
+        )
+    }
+
     /// The availability report over `[start, end)`, or `None` for an undefined
     /// service. An inverted window is read as the empty window at `start`
     /// (the RPC layer rejects it before asking). O(log n) for any window.

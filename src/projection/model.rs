@@ -5,12 +5,7 @@
 //! is half-open, `[start, end)`. Protobuf types never reach this module: the
 //! RPC layer converts at its edge.
 
-/// What one observation says about a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    Up,
-    Down,
-}
+pub use crate::domain::Status;
 
 /// The state of a probe or a service at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,19 +16,7 @@ pub enum State {
     Maintenance,
 }
 
-/// How the probes' states combine into the service state (DESIGN.md, "Service state").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Quorum {
-    /// DOWN as soon as one fresh probe says DOWN.
-    Any,
-    /// DOWN when more than half of the fresh probes say DOWN; an even split is UP.
-    #[default]
-    Majority,
-    /// DOWN only when every fresh probe says DOWN.
-    All,
-    /// DOWN when at least this many fresh probes say DOWN.
-    AtLeast(u32),
-}
+pub use crate::domain::Quorum;
 
 /// A service's definition as the log carries it. The caller has already
 /// replaced a zero staleness with the 90 s default.

@@ -45,3 +45,165 @@ pub fn reject_reason(reason: RejectReason) -> pb::RejectReason {
         RejectReason::TooEarly => pb::RejectReason::TooEarly,
     }
 }
+
+pub fn window_spec(window: Option<pb::Window>) -> Result<crate::window::WindowSpec, String> {
+    use crate::window::WindowSpec;
+    let window = window
+        .and_then(|w| w.window)
+        .ok_or("a window is required: a range, a named window or a calendar month")?;
+    Ok(match window {
+        pb::window::Window::Range(range) => WindowSpec::Range {
+            start: crate::entry::timestamp_millis(range.start.as_ref(), "window start")
+                .map_err(|e| e.0)?,
+            end: crate::entry::timestamp_millis(range.end.as_ref(), "window end")
+                .map_err(|e| e.0)?,
+        },
+        pb::window::Window::Named(named) => match pb::NamedWindow::try_from(named) {
+            Ok(pb::NamedWindow::Last24h) => WindowSpec::Last24Hours,
+            Ok(pb::NamedWindow::Last7d) => WindowSpec::Last7Days,
+            Ok(pb::NamedWindow::Last30d) => WindowSpec::Last30Days,
+            Ok(pb::NamedWindow::Last90d) => WindowSpec::Last90Days,
+            _ => return Err(format!("unknown named window {named}")),
+        },
+        pb::window::Window::Month(month) => WindowSpec::Month {
+            year: month.year,
+            month: u8::try_from(month.month)
+                .map_err(|_| format!("month {} is not 1-12", month.month))?,
+            time_zone: month.time_zone,
+        },
+    })
+}
+
+pub fn service_state(state: crate::projection::State) -> pb::ServiceState {
+    use crate::projection::State;
+    match state {
+        State::Up => pb::ServiceState::Up,
+        State::Down => pb::ServiceState::Down,
+        State::Unknown => pb::ServiceState::Unknown,
+        State::Maintenance => pb::ServiceState::Maintenance,
+    }
+}
+
+pub fn projection_spec_to_pb(spec: &crate::projection::ServiceSpec) -> pb::ServiceSpec {
+    use crate::domain::Quorum;
+    let (kind, at_least) = match spec.quorum {
+        Quorum::Any => (pb::QuorumKind::Any, 0),
+        Quorum::Majority => (pb::QuorumKind::Majority, 0),
+        Quorum::All => (pb::QuorumKind::All, 0),
+        Quorum::AtLeast(k) => (pb::QuorumKind::AtLeast, k),
+    };
+    pb::ServiceSpec {
+        service_id: spec.service_id.clone(),
+        name: spec.name.clone(),
+        agency: spec.agency.clone(),
+        slo_target: spec.slo_target,
+        quorum: Some(pb::QuorumPolicy {
+            kind: kind as i32,
+            at_least,
+        }),
+        staleness: Some(crate::entry::duration_to_pb(
+            std::time::Duration::from_millis(spec.staleness_ms.max(0) as u64),
+        )),
+    }
+}
+
+pub fn service_summary(
+    projection: &crate::projection::Projection,
+    spec: &crate::projection::ServiceSpec,
+    now: i64,
+) -> pb::ServiceSummary {
+    let (state, since) = projection
+        .state_since(&spec.service_id, now)
+        .unwrap_or((crate::projection::State::Unknown, None));
+    pb::ServiceSummary {
+        spec: Some(projection_spec_to_pb(spec)),
+        state: service_state(state) as i32,
+        state_since: since.map(crate::entry::millis_timestamp),
+    }
+}
+
+pub fn probe_report(
+    probe: crate::projection::ProbeSummary,
+    registry: &crate::log::Registry,
+) -> pb::ProbeReport {
+    let record = crate::domain::ProbeId::parse(&probe.probe_id)
+        .ok()
+        .and_then(|id| registry.probe(&id).cloned());
+    pb::ProbeReport {
+        last_status: match probe.last_status {
+            crate::domain::Status::Up => pb::Status::Up,
+            crate::domain::Status::Down => pb::Status::Down,
+        } as i32,
+        last_observed_at: Some(crate::entry::millis_timestamp(probe.last_observed_at)),
+        location: record
+            .as_ref()
+            .map(|r| r.location.clone())
+            .unwrap_or_default(),
+        revoked: record.is_some_and(|r| r.revoked.is_some()),
+        probe_id: probe.probe_id,
+    }
+}
+
+pub fn availability_report(
+    service_id: &str,
+    report: &crate::projection::AvailabilityReport,
+    published: &crate::projector::Published,
+) -> pb::AvailabilityReport {
+    pb::AvailabilityReport {
+        service_id: service_id.to_owned(),
+        start: Some(crate::entry::millis_timestamp(report.start)),
+        end: Some(crate::entry::millis_timestamp(report.end)),
+        up_ms: report.up_ms,
+        down_ms: report.down_ms,
+        unknown_ms: report.unknown_ms,
+        maintenance_ms: report.maintenance_ms,
+        availability: report.availability,
+        coverage: report.coverage,
+        slo_target: report.slo_target,
+        slo_met: report.slo_met,
+        error_budget_ms: report.error_budget_ms,
+        error_budget_remaining_ms: report.error_budget_remaining_ms,
+        incident_count: report.incident_count,
+        tree_size: published.tree_size,
+        checkpoint: published.checkpoint.clone(),
+    }
+}
+
+pub fn incident(incident: crate::projection::Incident) -> pb::Incident {
+    pb::Incident {
+        start: Some(crate::entry::millis_timestamp(incident.start)),
+        end: Some(crate::entry::millis_timestamp(incident.end)),
+        open: incident.open,
+        probes: incident.probes,
+    }
+}
+
+pub fn state_interval(interval: crate::projection::Interval) -> pb::StateInterval {
+    pb::StateInterval {
+        start: Some(crate::entry::millis_timestamp(interval.start)),
+        end: Some(crate::entry::millis_timestamp(interval.end)),
+        state: service_state(interval.state) as i32,
+    }
+}
+
+pub fn state_change(
+    change: crate::projector::StateChange,
+    projections: &crate::projector::Projections,
+) -> pb::WatchStatesResponse {
+    let checkpoint = {
+        let published = projections.read();
+        (published.tree_size == change.tree_size).then(|| published.checkpoint.clone())
+    };
+    pb::WatchStatesResponse {
+        service_id: change.service_id,
+        state: service_state(change.state) as i32,
+        previous_state: change
+            .previous
+            .map_or(pb::ServiceState::Unspecified, service_state) as i32,
+        at: Some(crate::entry::millis_timestamp(change.at)),
+        prefix: Some(pb::LogPrefix {
+            tree_size: change.tree_size,
+            checkpoint: checkpoint.unwrap_or_default(),
+        }),
+    }
+}

@@ -5,6 +5,7 @@ mod admin;
 mod convert;
 mod ingest;
 mod log;
+mod query;
 mod status;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use tonic::transport::Server;
 
 use crate::log::Ledger;
 use crate::pb;
+use crate::projector::Projections;
 
 pub use ingest::MAX_SUBMIT_BATCH;
 
@@ -33,6 +35,7 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -44,6 +47,9 @@ pub async fn serve(
         .await;
     health
         .set_serving::<pb::log_service_server::LogServiceServer<log::LogApi>>()
+        .await;
+    health
+        .set_serving::<pb::query_service_server::QueryServiceServer<query::QueryApi>>()
         .await;
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -68,6 +74,11 @@ pub async fn serve(
         ledger: ledger.clone(),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
+    let query = pb::query_service_server::QueryServiceServer::new(query::QueryApi {
+        ledger: ledger.clone(),
+        projections,
+    })
+    .max_decoding_message_size(64 * 1024);
     let log = pb::log_service_server::LogServiceServer::new(log::LogApi { ledger })
         .max_decoding_message_size(64 * 1024);
 
@@ -92,6 +103,7 @@ pub async fn serve(
         .add_service(ingest)
         .add_service(admin)
         .add_service(log)
+        .add_service(query)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

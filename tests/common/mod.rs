@@ -22,6 +22,7 @@ use uptime_ledger::pb;
 use uptime_ledger::pb::admin_service_client::AdminServiceClient;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
+use uptime_ledger::projector::{Projections, ProjectorConfig};
 
 /// 2026-11-27T00:00:00Z, the tests' "now".
 pub const T0: i64 = 1_795_737_600_000;
@@ -35,6 +36,7 @@ pub struct TestLedger {
     pub dir: PathBuf,
     pub clock: Arc<ManualClock>,
     ledger: Option<Arc<Ledger>>,
+    projections: Option<Arc<Projections>>,
     pub address: String,
     pub admin: SigningKey,
     ledger_key: SigningKey,
@@ -62,11 +64,13 @@ impl TestLedger {
         admin: SigningKey,
     ) -> TestLedger {
         let ledger = open(dir, clock.clone(), &ledger_key, &admin).expect("the ledger opens");
-        let (address, stop, server) = serve(ledger.clone()).await;
+        let projections = start_projections(&ledger, dir, clock.clone(), false);
+        let (address, stop, server) = serve(ledger.clone(), projections.clone()).await;
         TestLedger {
             dir: dir.to_owned(),
             clock,
             ledger: Some(ledger),
+            projections: Some(projections),
             address,
             admin,
             ledger_key,
@@ -79,7 +83,13 @@ impl TestLedger {
 
     /// Stops the server and the ledger (flushing), then opens the same directory again.
     pub async fn restart(&mut self) {
+        self.restart_with(false).await;
+    }
+
+    /// Restarts; with `rebuild`, projections ignore their snapshot.
+    pub async fn restart_with(&mut self, rebuild: bool) {
         self.stop().await;
+        self.projections = None;
         // The old ledger must be gone (its sled database closed) before the directory reopens.
         let old = self.ledger.take().expect("the ledger is running");
         for _ in 0..500 {
@@ -94,11 +104,12 @@ impl TestLedger {
             "something still holds the old ledger"
         );
         drop(old);
-        self.ledger = Some(
-            open(&self.dir, self.clock.clone(), &self.ledger_key, &self.admin)
-                .expect("the ledger reopens"),
-        );
-        let (address, stop, server) = serve(self.ledger().clone()).await;
+        let ledger = open(&self.dir, self.clock.clone(), &self.ledger_key, &self.admin)
+            .expect("the ledger reopens");
+        let projections = start_projections(&ledger, &self.dir, self.clock.clone(), rebuild);
+        self.ledger = Some(ledger);
+        self.projections = Some(projections.clone());
+        let (address, stop, server) = serve(self.ledger().clone(), projections).await;
         self.address = address;
         self.stop = Some(stop);
         self.server = Some(server);
@@ -111,9 +122,18 @@ impl TestLedger {
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
+        if let Some(projections) = &self.projections {
+            projections.shutdown().await;
+        }
         if let Some(ledger) = &self.ledger {
             ledger.shutdown().await;
         }
+    }
+
+    pub fn projections(&self) -> &Arc<Projections> {
+        self.projections
+            .as_ref()
+            .expect("the projections are running")
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
@@ -216,6 +236,21 @@ impl TestLedger {
         panic!("no checkpoint covered tree size {size} within 5 s");
     }
 
+    /// Waits until the published projection reflects the whole log (up to its checkpoint).
+    pub async fn wait_for_projection(&self) -> u64 {
+        let checkpoint = self.wait_for_checkpoint().await;
+        for _ in 0..200 {
+            if self.projections().read().tree_size >= checkpoint.tree_size {
+                return checkpoint.tree_size;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the projection did not reach tree size {} within 5 s",
+            checkpoint.tree_size
+        );
+    }
+
     pub fn admin_keys(&self) -> Vec<AdminKey> {
         vec![AdminKey {
             name: "admin".into(),
@@ -247,12 +282,33 @@ pub fn open(
     })
 }
 
-async fn serve(ledger: Arc<Ledger>) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
+pub fn start_projections(
+    ledger: &Arc<Ledger>,
+    dir: &Path,
+    clock: Arc<ManualClock>,
+    rebuild: bool,
+) -> Arc<Projections> {
+    Projections::start(
+        ledger.clone(),
+        ProjectorConfig {
+            data_dir: dir.to_owned(),
+            rebuild,
+            snapshot_interval: Duration::from_millis(200),
+            clock,
+        },
+    )
+    .expect("the projections start")
+}
+
+async fn serve(
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        uptime_ledger::rpc::serve(listener, ledger, async {
+        uptime_ledger::rpc::serve(listener, ledger, projections, async {
             let _ = stopped.await;
         })
         .await

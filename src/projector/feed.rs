@@ -1,0 +1,76 @@
+//! Log entries → projection inputs: the one place the projection core's plain inputs are
+//! made from decoded entries. The server's projector, `audit` and the tests all feed the
+//! projection through here, so they cannot disagree about what an entry means.
+
+use crate::domain::{duration_millis, Command, Genesis};
+use crate::entry::{DecodedEntry, Payload};
+use crate::projection::{ProjectionConfig, ProjectionInput, ServiceSpec};
+
+/// What the projection needs from the genesis.
+pub fn projection_config(genesis: &Genesis) -> ProjectionConfig {
+    ProjectionConfig {
+        max_lateness_ms: duration_millis(genesis.max_lateness),
+    }
+}
+
+/// The projection input of an entry, or `None` for entries that do not affect
+/// projections (the genesis, probe registration and revocation).
+pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
+    let index = entry.index;
+    let received_at = entry.received_at;
+    match &entry.payload {
+        Payload::Genesis(_) => None,
+        Payload::Observation { observation, .. } => Some(ProjectionInput::Observation {
+            index,
+            received_at,
+            probe_id: observation.probe_id.to_string(),
+            service_id: observation.service_id.to_string(),
+            observed_at: observation.observed_at,
+            status: observation.status,
+        }),
+        Payload::Command { command, .. } => match &command.command {
+            Command::DefineService(spec) => Some(ProjectionInput::DefineService {
+                index,
+                received_at,
+                spec: ServiceSpec {
+                    service_id: spec.service_id.to_string(),
+                    name: spec.name.clone(),
+                    agency: spec.agency.clone(),
+                    slo_target: spec.slo_target,
+                    quorum: spec.quorum,
+                    staleness_ms: duration_millis(spec.staleness),
+                },
+            }),
+            Command::ScheduleMaintenance {
+                maintenance_id,
+                service_id,
+                start,
+                end,
+                ..
+            } => Some(ProjectionInput::ScheduleMaintenance {
+                index,
+                received_at,
+                maintenance_id: maintenance_id.to_string(),
+                service_id: service_id.to_string(),
+                start: *start,
+                end: *end,
+            }),
+            Command::CancelMaintenance { maintenance_id } => {
+                Some(ProjectionInput::CancelMaintenance {
+                    index,
+                    received_at,
+                    maintenance_id: maintenance_id.to_string(),
+                })
+            }
+            Command::RegisterProbe { .. } | Command::RevokeProbe { .. } => None,
+        },
+    }
+}
+
+/// Applies one decoded entry (in log order) to `projection`.
+pub fn apply_entry(projection: &mut crate::projection::Projection, entry: &DecodedEntry) {
+    match projection_input(entry) {
+        Some(input) => projection.apply(input),
+        None => projection.advance_applied_index(entry.index),
+    }
+}

@@ -1,0 +1,435 @@
+//! The projector: follows the log's signed checkpoints, applies each new prefix to the
+//! pure projection core, publishes it for queries, persists snapshots, and announces
+//! service state changes.
+//!
+//! The published projection always reflects exactly a **checkpointed** prefix
+//! `[0, tree_size)`, so every answer can name the signed note it was computed from. On
+//! start it resumes from its snapshot (replaying only the entries after it) and rebuilds
+//! from the log when the snapshot is missing, from another format, inconsistent, or not a
+//! snapshot of this log's prefix (`serve --rebuild-projections` forces a rebuild).
+
+pub mod feed;
+mod snapshot_store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, watch};
+
+use crate::clock::Clock;
+use crate::entry;
+use crate::log::Ledger;
+use crate::projection::{Projection, State};
+use snapshot_store::{SnapshotStore, StoredSnapshot};
+
+/// State changes buffered for WatchStates consumers; one that falls further behind is
+/// disconnected rather than slowing anyone down.
+pub const STATE_CHANGE_BUFFER: usize = 1024;
+/// Entries read from the log per step while catching up.
+const READ_CHUNK: u64 = 8192;
+
+pub struct ProjectorConfig {
+    /// The projection store lives in `data_dir/projections`.
+    pub data_dir: PathBuf,
+    /// Ignore any snapshot and rebuild from the log.
+    pub rebuild: bool,
+    /// How often the snapshot is rewritten while the log grows.
+    pub snapshot_interval: Duration,
+    /// Used only for "current state" (WatchStates, GetService): never for reports.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The projection of one checkpointed prefix.
+pub struct Published {
+    pub projection: Projection,
+    pub tree_size: u64,
+    /// The signed checkpoint note at `tree_size`.
+    pub checkpoint: String,
+    /// `received_at` of the prefix's last entry: where relative windows end.
+    pub as_of: i64,
+}
+
+/// A service's current state changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub service_id: String,
+    pub state: State,
+    /// `None` for the first state seen.
+    pub previous: Option<State>,
+    /// The ledger time at which the change was seen.
+    pub at: i64,
+    pub tree_size: u64,
+}
+
+/// How the projector started: what tests and operators look at to see that a restart
+/// resumed instead of replaying everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartReport {
+    /// The tree size of the snapshot it resumed from, if any.
+    pub resumed_from: Option<u64>,
+    /// Entries applied from the log to catch up at start.
+    pub replayed_entries: u64,
+    /// Why a stored snapshot was not used, if one existed.
+    pub rebuild_reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("projection store: {0}")]
+    Store(String),
+    #[error("reading the log: {0}")]
+    Log(String),
+}
+
+pub struct Projections {
+    ledger: Arc<Ledger>,
+    published: RwLock<Published>,
+    changes: broadcast::Sender<StateChange>,
+    current_states: Mutex<HashMap<String, State>>,
+    start_report: StartReport,
+    store: SnapshotStore,
+    clock: Arc<dyn Clock>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Projections {
+    /// Loads or rebuilds the projection up to the latest checkpoint (blocking), then starts
+    /// following the log. Must run inside a Tokio runtime.
+    pub fn start(
+        ledger: Arc<Ledger>,
+        config: ProjectorConfig,
+    ) -> Result<Arc<Projections>, ProjectorError> {
+        let store = SnapshotStore::open(&config.data_dir.join("projections"))
+            .map_err(ProjectorError::Store)?;
+        let (mut published, start_report) = initial(&ledger, &store, config.rebuild)?;
+        catch_up(&ledger, &mut published)?;
+        let replayed = published.tree_size - start_report.resumed_from.unwrap_or(0);
+        let start_report = StartReport {
+            replayed_entries: replayed,
+            ..start_report
+        };
+        tracing::info!(
+            tree_size = published.tree_size,
+            resumed_from = ?start_report.resumed_from,
+            replayed_entries = replayed,
+            rebuild_reason = ?start_report.rebuild_reason,
+            "projections ready"
+        );
+        let (changes, _) = broadcast::channel(STATE_CHANGE_BUFFER);
+        let (stop, stopped) = watch::channel(false);
+        let projections = Arc::new(Projections {
+            ledger,
+            published: RwLock::new(published),
+            changes,
+            current_states: Mutex::new(HashMap::new()),
+            start_report,
+            store,
+            clock: config.clock,
+            stop,
+            task: Mutex::new(None),
+        });
+        projections.announce_state_changes();
+        projections.save_snapshot();
+        let task = tokio::spawn(follow(
+            projections.clone(),
+            stopped,
+            config.snapshot_interval,
+        ));
+        *projections.task.lock().expect("task lock") = Some(task);
+        Ok(projections)
+    }
+
+    /// The latest published projection. Hold the guard only while computing an answer.
+    pub fn read(&self) -> RwLockReadGuard<'_, Published> {
+        self.published.read().expect("projection lock")
+    }
+
+    pub fn start_report(&self) -> &StartReport {
+        &self.start_report
+    }
+
+    /// The ledger's current time (for "current state" only).
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Current state changes from now on, plus the current state of every service.
+    pub fn subscribe(&self) -> (Vec<StateChange>, broadcast::Receiver<StateChange>) {
+        let receiver = self.changes.subscribe();
+        let published = self.read();
+        let now = self.now();
+        let current = published
+            .projection
+            .services()
+            .map(|spec| StateChange {
+                service_id: spec.service_id.clone(),
+                state: published.projection.current_state(&spec.service_id, now),
+                previous: None,
+                at: now,
+                tree_size: published.tree_size,
+            })
+            .collect();
+        (current, receiver)
+    }
+
+    /// Stops following the log and writes a final snapshot.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().expect("task lock").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.save_snapshot();
+    }
+
+    /// The projection of an earlier checkpointed prefix, recomputed from the log (exact;
+    /// costs a replay of `tree_size` entries). Blocking.
+    pub fn at_tree_size(
+        ledger: &Ledger,
+        tree_size: u64,
+    ) -> Result<Published, crate::log::ReadError> {
+        let checkpoint = ledger.checkpoint_at(tree_size)?;
+        let genesis = ledger.registry().genesis().clone();
+        let mut published = Published {
+            projection: Projection::new(feed::projection_config(&genesis)),
+            tree_size: 0,
+            checkpoint: String::new(),
+            as_of: i64::MIN,
+        };
+        apply_range(ledger, &mut published, tree_size)
+            .map_err(|e| crate::log::ReadError::Storage(e.to_string()))?;
+        published.checkpoint = checkpoint.note;
+        Ok(published)
+    }
+
+    fn save_snapshot(&self) {
+        let snapshot = {
+            let published = self.read();
+            let root = match self.ledger.root(published.tree_size) {
+                Ok(root) => root,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot save the projection snapshot");
+                    return;
+                }
+            };
+            StoredSnapshot {
+                tree_size: published.tree_size,
+                root,
+                as_of: published.as_of,
+                projection: published.projection.encode(),
+            }
+        };
+        if let Err(error) = self.store.save(&snapshot) {
+            tracing::warn!(%error, "cannot save the projection snapshot; a restart will replay more of the log");
+        }
+    }
+
+    /// Compares every service's current state with the last one announced.
+    fn announce_state_changes(&self) {
+        let now = self.now();
+        let published = self.read();
+        let mut current = self.current_states.lock().expect("states lock");
+        for spec in published.projection.services() {
+            let state = published.projection.current_state(&spec.service_id, now);
+            let previous = current.insert(spec.service_id.clone(), state);
+            if previous != Some(state) {
+                // No receivers is fine: nobody is watching.
+                let _ = self.changes.send(StateChange {
+                    service_id: spec.service_id.clone(),
+                    state,
+                    previous,
+                    at: now,
+                    tree_size: published.tree_size,
+                });
+            }
+        }
+    }
+}
+
+/// The starting point: the stored snapshot when it is usable, else the empty projection.
+fn initial(
+    ledger: &Ledger,
+    store: &SnapshotStore,
+    rebuild: bool,
+) -> Result<(Published, StartReport), ProjectorError> {
+    let genesis = ledger.registry().genesis().clone();
+    let empty = || Published {
+        projection: Projection::new(feed::projection_config(&genesis)),
+        tree_size: 0,
+        checkpoint: String::new(),
+        as_of: i64::MIN,
+    };
+    let fresh = |reason: Option<String>| {
+        if let Some(reason) = &reason {
+            tracing::warn!(%reason, "rebuilding projections from the log");
+        }
+        Ok((
+            empty(),
+            StartReport {
+                resumed_from: None,
+                replayed_entries: 0,
+                rebuild_reason: reason,
+            },
+        ))
+    };
+    if rebuild {
+        return fresh(Some("--rebuild-projections was given".into()));
+    }
+    let snapshot = match store.load() {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return fresh(None),
+        Err(reason) => return fresh(Some(reason)),
+    };
+    if snapshot.tree_size > ledger.checkpoint().tree_size {
+        return fresh(Some(format!(
+            "the snapshot is at tree size {} but the log's checkpoint is at {}",
+            snapshot.tree_size,
+            ledger.checkpoint().tree_size
+        )));
+    }
+    match ledger.root(snapshot.tree_size) {
+        Ok(root) if root == snapshot.root => {}
+        _ => {
+            return fresh(Some(
+                "the snapshot was not taken from this log's prefix".into(),
+            ))
+        }
+    }
+    let projection = match Projection::decode(&snapshot.projection) {
+        Ok(projection) => projection,
+        Err(error) => return fresh(Some(format!("the snapshot cannot be used: {error}"))),
+    };
+    if projection.applied_index().map_or(0, |i| i + 1) != snapshot.tree_size
+        || projection.config() != feed::projection_config(&genesis)
+    {
+        return fresh(Some(
+            "the snapshot disagrees with its own tree size or the genesis".into(),
+        ));
+    }
+    let checkpoint = ledger
+        .checkpoint_at(snapshot.tree_size)
+        .map(|c| c.note)
+        .unwrap_or_default();
+    Ok((
+        Published {
+            projection,
+            tree_size: snapshot.tree_size,
+            checkpoint,
+            as_of: snapshot.as_of,
+        },
+        StartReport {
+            resumed_from: Some(snapshot.tree_size),
+            replayed_entries: 0,
+            rebuild_reason: None,
+        },
+    ))
+}
+
+/// Applies everything up to the latest checkpoint.
+fn catch_up(ledger: &Ledger, published: &mut Published) -> Result<(), ProjectorError> {
+    let checkpoint = ledger.checkpoint();
+    if checkpoint.tree_size > published.tree_size {
+        apply_range(ledger, published, checkpoint.tree_size)?;
+        published.checkpoint = checkpoint.note;
+    }
+    Ok(())
+}
+
+/// Applies entries `[published.tree_size, until)` and advances `tree_size` and `as_of`.
+fn apply_range(
+    ledger: &Ledger,
+    published: &mut Published,
+    until: u64,
+) -> Result<(), ProjectorError> {
+    while published.tree_size < until {
+        let end = until.min(published.tree_size + READ_CHUNK);
+        for item in ledger
+            .entries(published.tree_size..end)
+            .map_err(|e| ProjectorError::Log(e.to_string()))?
+        {
+            let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
+            let decoded = entry::decode_entry(&bytes)
+                .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?;
+            feed::apply_entry(&mut published.projection, &decoded);
+            published.as_of = published.as_of.max(decoded.received_at);
+        }
+        published.tree_size = end;
+    }
+    Ok(())
+}
+
+/// Follows new checkpoints until stopped; announces state changes every second (states
+/// also change with time alone, when observations go stale) and saves snapshots.
+async fn follow(
+    projections: Arc<Projections>,
+    mut stopped: watch::Receiver<bool>,
+    snapshot_interval: Duration,
+) {
+    let mut checkpoints = projections.ledger.watch_checkpoint();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_snapshot = Instant::now();
+    let mut snapshot_size = projections.read().tree_size;
+    loop {
+        tokio::select! {
+            changed = checkpoints.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let checkpoint = checkpoints.borrow_and_update().clone();
+                let worker = projections.clone();
+                let advanced = tokio::task::spawn_blocking(move || worker.advance_to(checkpoint.tree_size, checkpoint.note)).await;
+                match advanced {
+                    Ok(Ok(())) => projections.announce_state_changes(),
+                    Ok(Err(error)) => tracing::error!(%error, "the projector cannot apply the log"),
+                    Err(error) => tracing::error!(%error, "the projector task failed"),
+                }
+            }
+            _ = ticker.tick() => {
+                projections.announce_state_changes();
+                let tree_size = projections.read().tree_size;
+                if tree_size > snapshot_size && last_snapshot.elapsed() >= snapshot_interval {
+                    let worker = projections.clone();
+                    let _ = tokio::task::spawn_blocking(move || worker.save_snapshot()).await;
+                    snapshot_size = tree_size;
+                    last_snapshot = Instant::now();
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+impl Projections {
+    /// Reads and decodes the new entries outside the lock, then applies them under it, so
+    /// readers always see a whole checkpointed prefix.
+    fn advance_to(&self, tree_size: u64, note: String) -> Result<(), ProjectorError> {
+        let from = self.read().tree_size;
+        if tree_size <= from {
+            return Ok(());
+        }
+        let mut decoded = Vec::with_capacity((tree_size - from) as usize);
+        for item in self
+            .ledger
+            .entries(from..tree_size)
+            .map_err(|e| ProjectorError::Log(e.to_string()))?
+        {
+            let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
+            decoded.push(
+                entry::decode_entry(&bytes)
+                    .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?,
+            );
+        }
+        let mut published = self.published.write().expect("projection lock");
+        for entry in &decoded {
+            feed::apply_entry(&mut published.projection, entry);
+            published.as_of = published.as_of.max(entry.received_at);
+        }
+        published.tree_size = tree_size;
+        published.checkpoint = note;
+        Ok(())
+    }
+}
