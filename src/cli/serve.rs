@@ -12,7 +12,7 @@ use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
-use uptime_ledger::projector::{Projections, ProjectorConfig};
+use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -82,6 +82,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rebuild: args.rebuild_projections,
         snapshot_interval: Duration::from_secs(10),
         clock: Arc::new(SystemClock),
+        state_change_buffer: DEFAULT_STATE_CHANGE_BUFFER,
     };
     let projections = {
         let ledger = ledger.clone();

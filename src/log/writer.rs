@@ -255,12 +255,13 @@ impl Writer {
                 self.registry = registry;
                 self.shared.publish_registry(self.registry.clone());
             }
+            // The size first: whoever follows checkpoints may read up to the checkpoint's size.
+            self.shared.publish_size(new_size);
             if let Some((size, note)) = checkpoint {
                 self.checkpointed_size = size;
                 self.last_checkpoint_at = Instant::now();
                 self.shared.publish_checkpoint(size, note);
             }
-            self.shared.publish_size(new_size);
         }
         if accepted + duplicates + rejected > 0 {
             tracing::info!(

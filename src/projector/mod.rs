@@ -24,9 +24,9 @@ use crate::log::Ledger;
 use crate::projection::{Projection, State};
 use snapshot_store::{SnapshotStore, StoredSnapshot};
 
-/// State changes buffered for WatchStates consumers; one that falls further behind is
-/// disconnected rather than slowing anyone down.
-pub const STATE_CHANGE_BUFFER: usize = 1024;
+/// State changes buffered for WatchStates consumers by default; one that falls further
+/// behind is disconnected rather than slowing anyone down.
+pub const DEFAULT_STATE_CHANGE_BUFFER: usize = 1024;
 /// Entries read from the log per step while catching up.
 const READ_CHUNK: u64 = 8192;
 
@@ -39,6 +39,8 @@ pub struct ProjectorConfig {
     pub snapshot_interval: Duration,
     /// Used only for "current state" (WatchStates, GetService): never for reports.
     pub clock: Arc<dyn Clock>,
+    /// State changes a WatchStates consumer may fall behind before it is disconnected.
+    pub state_change_buffer: usize,
 }
 
 /// The projection of one checkpointed prefix.
@@ -118,7 +120,7 @@ impl Projections {
             rebuild_reason = ?start_report.rebuild_reason,
             "projections ready"
         );
-        let (changes, _) = broadcast::channel(STATE_CHANGE_BUFFER);
+        let (changes, _) = broadcast::channel(config.state_change_buffer.max(1));
         let (stop, stopped) = watch::channel(false);
         let projections = Arc::new(Projections {
             ledger,
@@ -380,15 +382,11 @@ async fn follow(
                     return;
                 }
                 let checkpoint = checkpoints.borrow_and_update().clone();
-                let worker = projections.clone();
-                let advanced = tokio::task::spawn_blocking(move || worker.advance_to(checkpoint.tree_size, checkpoint.note)).await;
-                match advanced {
-                    Ok(Ok(())) => projections.announce_state_changes(),
-                    Ok(Err(error)) => tracing::error!(%error, "the projector cannot apply the log"),
-                    Err(error) => tracing::error!(%error, "the projector task failed"),
-                }
+                projections.clone().advance(checkpoint).await;
             }
             _ = ticker.tick() => {
+                // Also retries a prefix that failed to apply.
+                projections.clone().advance(projections.ledger.checkpoint()).await;
                 projections.announce_state_changes();
                 let tree_size = projections.read().tree_size;
                 if tree_size > snapshot_size && last_snapshot.elapsed() >= snapshot_interval {
@@ -404,6 +402,25 @@ async fn follow(
 }
 
 impl Projections {
+    /// Applies up to `checkpoint` (off the async workers) and announces what changed.
+    async fn advance(self: Arc<Self>, checkpoint: crate::log::PublishedCheckpoint) {
+        if checkpoint.tree_size <= self.read().tree_size {
+            return;
+        }
+        let worker = self.clone();
+        let advanced = tokio::task::spawn_blocking(move || {
+            worker.advance_to(checkpoint.tree_size, checkpoint.note)
+        })
+        .await;
+        match advanced {
+            Ok(Ok(())) => self.announce_state_changes(),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the projector cannot apply the log; retrying")
+            }
+            Err(error) => tracing::error!(%error, "the projector task failed"),
+        }
+    }
+
     /// Reads and decodes the new entries outside the lock, then applies them under it, so
     /// readers always see a whole checkpointed prefix.
     fn advance_to(&self, tree_size: u64, note: String) -> Result<(), ProjectorError> {

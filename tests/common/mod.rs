@@ -295,6 +295,7 @@ pub fn start_projections(
             rebuild,
             snapshot_interval: Duration::from_millis(200),
             clock,
+            state_change_buffer: 8,
         },
     )
     .expect("the projections start")
