@@ -20,7 +20,10 @@ pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> 
     } else {
         format!("http://{address}")
     };
-    Endpoint::from_shared(uri)?.connect().await
+    Endpoint::from_shared(uri)?
+        .tcp_nodelay(true)
+        .connect()
+        .await
 }
 
 pub fn sign_observation(key: &SigningKey, observation: &Observation) -> pb::SignedObservation {

@@ -18,6 +18,7 @@
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod client;
 pub mod clock;

@@ -1,6 +1,7 @@
 //! Command-line interface (clap). Each subcommand lives in its own file.
 
 mod admin;
+mod bench;
 mod keygen;
 mod log;
 mod serve;
@@ -33,6 +34,8 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Look at the log: its checkpoint, its entries, and a full verification.
     Log(log::LogArgs),
+    /// Run the benchmarks (ceilings, queries, rebuild); see BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -74,3 +74,23 @@ pub fn apply_entry(projection: &mut crate::projection::Projection, entry: &Decod
         None => projection.advance_applied_index(entry.index),
     }
 }
+
+/// Like [`apply_entry`], moving the entry's strings into the projection instead of
+/// copying them (the rebuild path).
+pub fn apply_owned_entry(projection: &mut crate::projection::Projection, entry: DecodedEntry) {
+    match entry {
+        DecodedEntry {
+            index,
+            received_at,
+            payload: Payload::Observation { observation, .. },
+        } => projection.apply(ProjectionInput::Observation {
+            index,
+            received_at,
+            probe_id: observation.probe_id.into_string(),
+            service_id: observation.service_id.into_string(),
+            observed_at: observation.observed_at,
+            status: observation.status,
+        }),
+        other => apply_entry(projection, &other),
+    }
+}

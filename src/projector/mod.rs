@@ -341,26 +341,65 @@ fn catch_up(ledger: &Ledger, published: &mut Published) -> Result<(), ProjectorE
 }
 
 /// Applies entries `[published.tree_size, until)` and advances `tree_size` and `as_of`.
+///
+/// Reading and decoding run on a second thread, a chunk ahead of applying, so a rebuild
+/// uses two cores.
 fn apply_range(
     ledger: &Ledger,
     published: &mut Published,
     until: u64,
 ) -> Result<(), ProjectorError> {
-    while published.tree_size < until {
-        let end = until.min(published.tree_size + READ_CHUNK);
-        for item in ledger
-            .entries(published.tree_size..end)
-            .map_err(|e| ProjectorError::Log(e.to_string()))?
-        {
-            let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
-            let decoded = entry::decode_entry(&bytes)
-                .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?;
-            feed::apply_entry(&mut published.projection, &decoded);
-            published.as_of = published.as_of.max(decoded.received_at);
+    let from = published.tree_size;
+    let (chunks, decoded_chunks) =
+        std::sync::mpsc::sync_channel::<Result<Vec<entry::DecodedEntry>, ProjectorError>>(4);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut start = from;
+            while start < until {
+                let end = until.min(start + READ_CHUNK);
+                let chunk = decode_range(ledger, start, end);
+                let failed = chunk.is_err();
+                if chunks.send(chunk).is_err() || failed {
+                    return;
+                }
+                start = end;
+            }
+        });
+        for chunk in decoded_chunks {
+            for decoded in chunk? {
+                published.as_of = published.as_of.max(decoded.received_at);
+                feed::apply_owned_entry(&mut published.projection, decoded);
+                published.tree_size += 1;
+            }
         }
-        published.tree_size = end;
+        Ok(())
+    })?;
+    if published.tree_size != until {
+        return Err(ProjectorError::Log(format!(
+            "expected entries up to {until}, read up to {}",
+            published.tree_size
+        )));
     }
     Ok(())
+}
+
+fn decode_range(
+    ledger: &Ledger,
+    start: u64,
+    end: u64,
+) -> Result<Vec<entry::DecodedEntry>, ProjectorError> {
+    let mut decoded = Vec::with_capacity((end - start) as usize);
+    for item in ledger
+        .entries(start..end)
+        .map_err(|e| ProjectorError::Log(e.to_string()))?
+    {
+        let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
+        decoded.push(
+            entry::decode_entry(&bytes)
+                .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?,
+        );
+    }
+    Ok(decoded)
 }
 
 /// Follows new checkpoints until stopped; announces state changes every second (states
@@ -428,22 +467,11 @@ impl Projections {
         if tree_size <= from {
             return Ok(());
         }
-        let mut decoded = Vec::with_capacity((tree_size - from) as usize);
-        for item in self
-            .ledger
-            .entries(from..tree_size)
-            .map_err(|e| ProjectorError::Log(e.to_string()))?
-        {
-            let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
-            decoded.push(
-                entry::decode_entry(&bytes)
-                    .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?,
-            );
-        }
+        let decoded = decode_range(&self.ledger, from, tree_size)?;
         let mut published = self.published.write().expect("projection lock");
-        for entry in &decoded {
-            feed::apply_entry(&mut published.projection, entry);
+        for entry in decoded {
             published.as_of = published.as_of.max(entry.received_at);
+            feed::apply_owned_entry(&mut published.projection, entry);
         }
         published.tree_size = tree_size;
         published.checkpoint = note;

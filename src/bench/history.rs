@@ -1,0 +1,323 @@
+//! A deterministic history for one service watched by three probes at 10-second checks,
+//! fed through the real ingest path (signed, over gRPC, verified, group-committed) into a
+//! ledger whose clock is simulated so that a year of history can be backfilled within
+//! the production `max_lateness` of 1 hour. Built once per size and cached on disk.
+//!
+//! The model: every day at 03:00 UTC a 5-minute outage seen by probes 2 and 3 (DOWN by
+//! majority); every 7th day at 12:00 a 10-minute fault seen by probe 1 only (not an
+//! outage); everything else UP. Probe k checks at `start + k·10/3 s + n·10 s`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+
+use crate::clock::{Clock, ManualClock};
+use crate::domain::{
+    AdminCommand, AdminKey, Command, Observation, ProbeId, Quorum, ServiceId, ServiceSpec, Status,
+};
+use crate::log::{GenesisParams, Ledger, LedgerConfig};
+use crate::pb;
+use crate::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
+
+use super::BenchResult;
+
+pub const SERVICE_ID: &str = "bench.portal";
+pub const PROBES: [&str; 3] = ["probe-1", "probe-2", "probe-3"];
+/// 2025-01-01T00:00:00Z: every history ends here (exclusive), as in shared/bench-peers.
+pub const HISTORY_END: i64 = 1_735_689_600_000;
+const CHECK_INTERVAL_MS: i64 = 10_000;
+const DAY_MS: i64 = 86_400_000;
+/// History fed per Submit: must stay inside max_lateness (1 h) of the simulated clock.
+const CHUNK_MS: i64 = 50 * 60 * 1000;
+
+fn probe_key(probe: usize) -> SigningKey {
+    SigningKey::from_bytes(&[probe as u8 + 101; 32])
+}
+
+fn admin_key() -> SigningKey {
+    SigningKey::from_bytes(&[99; 32])
+}
+
+/// The status probe `probe` (0-based) reports at `at`.
+pub fn status_at(probe: usize, at: i64) -> Status {
+    let day = at.div_euclid(DAY_MS);
+    let in_day = at.rem_euclid(DAY_MS);
+    let daily_outage = (3 * 3_600_000..3 * 3_600_000 + 300_000).contains(&in_day) && probe > 0;
+    let weekly_fault =
+        day % 7 == 0 && (12 * 3_600_000..12 * 3_600_000 + 600_000).contains(&in_day) && probe == 0;
+    if daily_outage || weekly_fault {
+        Status::Down
+    } else {
+        Status::Up
+    }
+}
+
+/// Every observation of `[from, to)` in time order, with its probe index.
+fn observations(from: i64, to: i64, history_start: i64) -> Vec<(usize, Observation)> {
+    let mut out = Vec::new();
+    for (probe, probe_id) in PROBES.iter().enumerate() {
+        let offset = probe as i64 * CHECK_INTERVAL_MS / 3;
+        let first_n = (from - history_start - offset + CHECK_INTERVAL_MS - 1)
+            .div_euclid(CHECK_INTERVAL_MS)
+            .max(0);
+        let mut n = first_n;
+        loop {
+            let at = history_start + offset + n * CHECK_INTERVAL_MS;
+            if at >= to {
+                break;
+            }
+            out.push((
+                probe,
+                Observation {
+                    probe_id: ProbeId::parse(probe_id).expect("valid id"),
+                    service_id: ServiceId::parse(SERVICE_ID).expect("valid id"),
+                    seq: n as u64 + 1,
+                    observed_at: at,
+                    status: status_at(probe, at),
+                    latency_ms: 40,
+                    detail: String::new(),
+                },
+            ));
+            n += 1;
+        }
+    }
+    out.sort_by_key(|(probe, o)| (o.observed_at, *probe));
+    out
+}
+
+/// Signs on every core.
+fn sign_all(batch: Vec<(usize, Observation)>, keys: &[SigningKey]) -> Vec<pb::SignedObservation> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = batch.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(p, o)| crate::client::sign_observation(&keys[*p], o))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signing thread"))
+            .collect()
+    })
+}
+
+/// A served ledger over a benchmark data directory.
+pub struct Served {
+    pub ledger: Arc<Ledger>,
+    /// How long opening (and verifying) the log took.
+    pub open_seconds: f64,
+    /// How long the projections took to load or rebuild and catch up.
+    pub projections_start_seconds: f64,
+    pub projections: Arc<Projections>,
+    pub address: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.projections.shutdown().await;
+        self.ledger.shutdown().await;
+    }
+}
+
+/// Opens the ledger in `dir` with a clock at `now`, starts projections and gRPC on port 0.
+pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchResult<Served> {
+    let opening = Instant::now();
+    let ledger = Ledger::open(LedgerConfig {
+        data_dir: dir.to_owned(),
+        ledger_key: SigningKey::from_bytes(&[98; 32]),
+        genesis: GenesisParams {
+            origin: Some("bench.uptime-ledger/log".into()),
+            admin_keys: Some(vec![AdminKey {
+                name: "admin".into(),
+                public_key: admin_key().verifying_key(),
+            }]),
+            max_lateness: None,
+            max_skew: None,
+        },
+        checkpoint_interval: Duration::from_millis(200),
+        clock: clock.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    let open_seconds = opening.elapsed().as_secs_f64();
+    let starting = Instant::now();
+    let projections = Projections::start(
+        ledger.clone(),
+        ProjectorConfig {
+            data_dir: dir.to_owned(),
+            rebuild,
+            snapshot_interval: Duration::from_secs(30),
+            clock,
+            state_change_buffer: DEFAULT_STATE_CHANGE_BUFFER,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let projections_start_seconds = starting.elapsed().as_secs_f64();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let address = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let (ledger, projections) = (ledger.clone(), projections.clone());
+        tokio::spawn(async move {
+            let _ = crate::rpc::serve(listener, ledger, projections, async {
+                let _ = stopped.await;
+            })
+            .await;
+        })
+    };
+    Ok(Served {
+        ledger,
+        open_seconds,
+        projections_start_seconds,
+        projections,
+        address,
+        stop,
+        server,
+    })
+}
+
+/// What building (or finding) a history cost.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Built {
+    pub dir: PathBuf,
+    pub days: u32,
+    pub observations: u64,
+    pub tree_size: u64,
+    /// `None` when the history was found in the cache.
+    pub build_seconds: Option<f64>,
+}
+
+/// The ledger directory holding `days` of history under `root`, built if missing.
+pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
+    let dir = root.join(format!("history-{days}d"));
+    let marker = dir.join("complete");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        let tree_size = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad cache marker {}", marker.display()))?;
+        return Ok(Built {
+            dir,
+            days,
+            observations: tree_size - 5,
+            tree_size,
+            build_seconds: None,
+        });
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    }
+    let started = Instant::now();
+    let history_start = HISTORY_END - i64::from(days) * DAY_MS;
+    let clock = Arc::new(ManualClock::new(history_start));
+    let served = serve(&dir, clock.clone(), false).await?;
+    let channel = crate::client::connect(&served.address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
+    let mut commands = vec![Command::DefineService(ServiceSpec {
+        service_id: ServiceId::parse(SERVICE_ID).expect("valid id"),
+        name: "National e-services portal".into(),
+        agency: "Ministry of ICT".into(),
+        slo_target: 0.995,
+        quorum: Quorum::Majority,
+        staleness: Duration::from_secs(90),
+    })];
+    for (probe, probe_id) in PROBES.iter().enumerate() {
+        commands.push(Command::RegisterProbe {
+            probe_id: ProbeId::parse(probe_id).expect("valid id"),
+            public_key: probe_key(probe).verifying_key(),
+            location: format!("vantage point {}", probe + 1),
+        });
+    }
+    for (seq, command) in commands.into_iter().enumerate() {
+        let signed = crate::client::sign_command(
+            "admin",
+            &admin_key(),
+            &AdminCommand {
+                seq: seq as u64 + 1,
+                issued_at: clock.now_millis(),
+                command,
+            },
+        );
+        admin
+            .apply(pb::ApplyRequest {
+                command: Some(signed),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let keys: Vec<SigningKey> = (0..PROBES.len()).map(probe_key).collect();
+    let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
+    let mut observed = 0u64;
+    let mut chunk_start = history_start;
+    // Sign the next chunk while the current one is being ingested.
+    let sign_chunk = |from: i64, keys: Vec<SigningKey>| {
+        tokio::task::spawn_blocking(move || {
+            sign_all(
+                observations(from, (from + CHUNK_MS).min(HISTORY_END), history_start),
+                &keys,
+            )
+        })
+    };
+    let mut next = Some(sign_chunk(chunk_start, keys.clone()));
+    while let Some(signing) = next.take() {
+        let signed = signing.await.map_err(|e| e.to_string())?;
+        let chunk_end = (chunk_start + CHUNK_MS).min(HISTORY_END);
+        if chunk_end < HISTORY_END {
+            next = Some(sign_chunk(chunk_end, keys.clone()));
+        }
+        clock.set(chunk_end);
+        for part in signed.chunks(crate::rpc::MAX_SUBMIT_BATCH) {
+            let acks = ingest
+                .submit(pb::SubmitRequest {
+                    observations: part.to_vec(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .acks;
+            if let Some(bad) = acks
+                .iter()
+                .find(|a| a.status != pb::AckStatus::Accepted as i32)
+            {
+                return Err(format!("history ingest was refused: {bad:?}"));
+            }
+            observed += acks.len() as u64;
+        }
+        chunk_start = chunk_end;
+    }
+    // Let the last checkpoint and the projector catch up, then stop cleanly.
+    let tree_size = served.ledger.tree_size();
+    for _ in 0..600 {
+        if served.projections.read().tree_size == tree_size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    served.stop().await;
+    std::fs::write(&marker, tree_size.to_string()).map_err(|e| e.to_string())?;
+    Ok(Built {
+        dir,
+        days,
+        observations: observed,
+        tree_size,
+        build_seconds: Some(started.elapsed().as_secs_f64()),
+    })
+}

@@ -1,0 +1,43 @@
+//! The benchmark harness behind `uptime-ledger bench`: the machine's own ceilings, measured
+//! in the same run as the results they qualify, and the query and rebuild benchmarks.
+//!
+//! Numbers on a shared 2-core machine are noisy: every figure is a median (with p99 where
+//! latency matters) and is printed next to a ceiling measured moments before.
+
+pub mod ceilings;
+pub mod history;
+pub mod query;
+
+use std::time::Duration;
+
+/// The harness reports failures as text; it is a tool, not a library API.
+pub type BenchResult<T> = Result<T, String>;
+
+/// Sorted-sample statistics.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Latency {
+    pub samples: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl Latency {
+    pub fn from_samples(samples: &mut [Duration]) -> Latency {
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+            samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        Latency {
+            samples: samples.len(),
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+        }
+    }
+}
+
+/// The median of a few repeated rate measurements.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}

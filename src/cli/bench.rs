@@ -1,0 +1,119 @@
+//! `uptime-ledger bench query|rebuild|all`: the benchmark suite, with the machine's
+//! ceilings measured in the same run. Writes a table to stdout and JSON to `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+
+use uptime_ledger::bench::{ceilings, history, query};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Small histories and short measurements (about a minute; for CI smoke runs).
+    #[arg(long)]
+    quick: bool,
+    /// Where cached histories live (built once, reused by later runs).
+    #[arg(long, default_value = "bench-data")]
+    dir: PathBuf,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Query,
+    Rebuild,
+    All,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let days: &[u32] = if args.quick { &[1, 3] } else { &[1, 30, 365] };
+    let calls = if args.quick { 200 } else { 2000 };
+    std::fs::create_dir_all(&args.dir)?;
+    let machine = ceilings::measure(&args.dir, args.quick).await?;
+    println!("# machine ceilings (this run)");
+    println!(
+        "ed25519 verify, one core: single {:.0}/s, batch 64 {:.0}/s, batch 256 {:.0}/s",
+        machine.verify_single_per_s, machine.verify_batch64_per_s, machine.verify_batch256_per_s
+    );
+    println!(
+        "empty gRPC unary over loopback (256 in flight): {:.0}/s",
+        machine.grpc_empty_unary_per_s
+    );
+    println!(
+        "fdatasync: p50 {:.0} µs, p99 {:.0} µs",
+        machine.fdatasync.p50_us, machine.fdatasync.p99_us
+    );
+
+    let mut histories = Vec::new();
+    for &d in days {
+        let built = history::ensure(&args.dir, d)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        match built.build_seconds {
+            Some(s) => println!(
+                "built {d}-day history: {} observations in {s:.1} s ({:.0} obs/s through ingest)",
+                built.observations,
+                built.observations as f64 / s
+            ),
+            None => println!(
+                "cached {d}-day history: {} observations",
+                built.observations
+            ),
+        }
+        histories.push(built);
+    }
+
+    let mut queries = Vec::new();
+    if matches!(args.which, Which::Query | Which::All) {
+        println!("\n# queries over gRPC (sequential, p50 / p99)");
+        println!(
+            "{:>8} {:>8} {:<20} {:>10} {:>10}",
+            "history", "window", "rpc", "p50 µs", "p99 µs"
+        );
+        for built in &histories {
+            for result in query::run_queries(built, calls)
+                .await
+                .map_err(|e| anyhow!(e))?
+            {
+                println!(
+                    "{:>7}d {:>7}d {:<20} {:>10.0} {:>10.0}",
+                    result.history_days,
+                    result.window_days,
+                    result.rpc,
+                    result.latency.p50_us,
+                    result.latency.p99_us
+                );
+                queries.push(result);
+            }
+        }
+    }
+    let mut rebuilds = Vec::new();
+    if matches!(args.which, Which::Rebuild | Which::All) {
+        println!("\n# projection rebuild from the log");
+        let largest = histories.last().expect("at least one history");
+        let result = query::run_rebuild(largest).await.map_err(|e| anyhow!(e))?;
+        println!(
+            "{} entries in {:.2} s = {:.0} entries/s; {} retained runs, {} bytes of projection heap ({:.0} bytes/run); log on disk {} bytes",
+            result.entries, result.seconds, result.entries_per_s, result.retained_runs, result.projection_heap_bytes, result.bytes_per_run,
+            query::disk_bytes(&largest.dir.join("log"))
+        );
+        rebuilds.push(result);
+    }
+    if let Some(path) = args.json {
+        let json = serde_json::json!({
+            "quick": args.quick,
+            "ceilings": machine,
+            "histories": histories,
+            "queries": queries,
+            "rebuilds": rebuilds,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
