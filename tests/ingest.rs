@@ -345,3 +345,33 @@ async fn restart_keeps_seq_state_and_the_same_tree() {
     let new_root = ledger.ledger().root(size + 1).unwrap();
     uptime_ledger::merkle::verify_consistency(size, size + 1, &root, &new_root, &proof).unwrap();
 }
+
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted_and_stores_nothing() {
+    let ledger = ledger_with_probe().await;
+    let before = ledger.tree_size();
+    let huge = pb::SignedObservation {
+        body: vec![0; uptime_ledger::rpc::MAX_DECODE_BYTES + 1],
+        signature: vec![0; 64],
+    };
+    let status = ledger
+        .ingest()
+        .await
+        .submit(pb::SubmitRequest {
+            observations: vec![huge],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::ResourceExhausted,
+        "{}",
+        status.message()
+    );
+    assert_eq!(ledger.tree_size(), before);
+    // The server is fine afterwards.
+    let acks = ledger
+        .submit(vec![observation(&key(1), "p1", "svc", 1, T0, Status::Up)])
+        .await;
+    assert!(accepted(&acks[0]));
+}

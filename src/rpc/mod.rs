@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::http;
 use tonic::transport::Server;
 
 use crate::log::Ledger;
@@ -29,6 +30,8 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Ping idle connections this often, and drop those that do not answer in time.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a unary call may take (streams are not limited: their handlers return at once).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves every gRPC service on `listener` until `shutdown` resolves, then stops accepting,
 /// reports NOT_SERVING and waits for in-flight RPCs to finish.
@@ -92,6 +95,10 @@ pub async fn serve(
     };
 
     Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted,
+        ))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
@@ -119,4 +126,26 @@ fn incoming(
         stream.set_nodelay(true)?;
         Ok(stream)
     })
+}
+
+/// tonic refuses a message over the decode limit with OUT_OF_RANGE; to a client that is
+/// "you sent too much", which gRPC spells RESOURCE_EXHAUSTED. The status of such a refusal
+/// is in the response headers (a trailers-only response), where this rewrites it.
+fn oversized_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|status| status == "11");
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+        .is_some_and(|message| {
+            message.contains("length%20too%20large") || message.contains("length too large")
+        });
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
 }
