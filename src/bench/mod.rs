@@ -6,6 +6,7 @@
 
 pub mod ceilings;
 pub mod history;
+pub mod ingest;
 pub mod query;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
-use uptime_ledger::bench::{ceilings, history, query};
+use uptime_ledger::bench::{ceilings, history, ingest, query};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -25,6 +25,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Which {
+    Ingest,
     Query,
     Rebuild,
     All,
@@ -49,8 +50,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         machine.fdatasync.p50_us, machine.fdatasync.p99_us
     );
 
+    let mut ingest_results = Vec::new();
+    if matches!(args.which, Which::Ingest | Which::All) {
+        let binary = std::env::current_exe()?;
+        let result = ingest::run(&binary, &args.dir, args.quick)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        println!("\n# ingest (server in its own process; pre-signed observations from 64 probes)");
+        println!("Submit (batches of 256, 8 in flight): {:.0} durable obs/s = {:.2} of the one-core batch-256 verify ceiling",
+            result.submit_per_s, result.submit_per_s / machine.verify_batch256_per_s);
+        println!(
+            "SubmitStream (4 streams): {:.0} durable obs/s",
+            result.stream_per_s
+        );
+        for (fraction, rate, latency) in &result.latency_at_load {
+            println!("ack latency at {:.0} % of max ({rate:.0} obs/s offered, batches of 32): p50 {:.1} ms, p99 {:.1} ms",
+                fraction * 100.0, latency.p50_us / 1000.0, latency.p99_us / 1000.0);
+        }
+        println!("server: {:.2} cores, peak RSS {:.0} MiB; disk {:.0} bytes/observation for {:.0} raw entry bytes ({:.2}x)",
+            result.server_cpu_cores, result.server_peak_rss_bytes as f64 / 1048576.0, result.disk_bytes_per_observation,
+            result.raw_entry_bytes_per_observation, result.disk_bytes_per_observation / result.raw_entry_bytes_per_observation);
+        ingest_results.push(result);
+    }
+
     let mut histories = Vec::new();
-    for &d in days {
+    let needs_history = matches!(args.which, Which::Query | Which::Rebuild | Which::All);
+    for &d in days.iter().filter(|_| needs_history) {
         let built = history::ensure(&args.dir, d)
             .await
             .map_err(|e| anyhow!(e))?;
@@ -95,7 +120,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rebuilds = Vec::new();
     if matches!(args.which, Which::Rebuild | Which::All) {
         println!("\n# projection rebuild from the log");
-        let largest = histories.last().expect("at least one history");
+        let largest = histories
+            .last()
+            .ok_or_else(|| anyhow!("no history was built"))?;
         let result = query::run_rebuild(largest).await.map_err(|e| anyhow!(e))?;
         println!(
             "{} entries in {:.2} s = {:.0} entries/s; {} retained runs, {} bytes of projection heap ({:.0} bytes/run); log on disk {} bytes",
@@ -108,6 +135,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let json = serde_json::json!({
             "quick": args.quick,
             "ceilings": machine,
+            "ingest": ingest_results,
             "histories": histories,
             "queries": queries,
             "rebuilds": rebuilds,
