@@ -73,12 +73,5 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
 fn format_time(millis: i64) -> String {
-    if millis >= 0 {
-        humantime::format_rfc3339_millis(
-            UNIX_EPOCH + std::time::Duration::from_millis(millis as u64),
-        )
-        .to_string()
-    } else {
-        format!("{millis} ms before 1970")
-    }
+    uptime_ledger::domain::format_millis(millis)
 }
