@@ -102,7 +102,9 @@ pub enum AuditError {
     RepeatedCommand { index: u64, original: u64 },
     #[error("the log holds {entries} entries but the checkpoint covers {tree_size}")]
     WrongSize { entries: u64, tree_size: u64 },
-    #[error("service {service_id}: the server's {field} is {served}, but the log gives {recomputed}")]
+    #[error(
+        "service {service_id}: the server's {field} is {served}, but the log gives {recomputed}"
+    )]
     ReportMismatch {
         service_id: String,
         field: String,
@@ -264,8 +266,13 @@ impl PrefixAudit {
     fn judge_next(
         &mut self,
         bytes: &[u8],
-    ) -> Result<(DecodedEntry, Option<(VerifyingKey, SigningContext, Signature)>), AuditError>
-    {
+    ) -> Result<
+        (
+            DecodedEntry,
+            Option<(VerifyingKey, SigningContext, Signature)>,
+        ),
+        AuditError,
+    > {
         let index = self.next_index;
         let entry = entry::decode_entry(bytes).map_err(|e| AuditError::Undecodable {
             index,
@@ -540,7 +547,11 @@ pub fn compare_report(
     let fields = [
         ("window start", time(served.start), time(recomputed.start)),
         ("window end", time(served.end), time(recomputed.end)),
-        ("up_ms", served.up_ms.to_string(), recomputed.up_ms.to_string()),
+        (
+            "up_ms",
+            served.up_ms.to_string(),
+            recomputed.up_ms.to_string(),
+        ),
         (
             "down_ms",
             served.down_ms.to_string(),
@@ -613,7 +624,11 @@ pub fn compare_incidents(
                 time(served_window.0),
                 time(recomputed_window.0),
             ),
-            ("window end", time(served_window.1), time(recomputed_window.1)),
+            (
+                "window end",
+                time(served_window.1),
+                time(recomputed_window.1),
+            ),
             (
                 "number of incidents",
                 served.len().to_string(),
@@ -881,8 +896,22 @@ mod tests {
         // p1: UP at +0 s, DOWN at +60 s, UP at +120 s (fresh for 90 s); maintenance from
         // +200 s to +300 s. One probe, so the service state is p1's.
         log.observation(T0, "p1", 11, 1, T0, Status::Up);
-        log.observation(T0 + 60 * SECOND, "p1", 11, 2, T0 + 60 * SECOND, Status::Down);
-        log.observation(T0 + 120 * SECOND, "p1", 11, 5, T0 + 120 * SECOND, Status::Up);
+        log.observation(
+            T0 + 60 * SECOND,
+            "p1",
+            11,
+            2,
+            T0 + 60 * SECOND,
+            Status::Down,
+        );
+        log.observation(
+            T0 + 120 * SECOND,
+            "p1",
+            11,
+            5,
+            T0 + 120 * SECOND,
+            Status::Up,
+        );
         log.command(
             T0 + 130 * SECOND,
             Command::ScheduleMaintenance {
@@ -1040,7 +1069,12 @@ mod tests {
         log.observation(T0 + 5 * SECOND, "p2", 12, 1, T0, Status::Up);
         let error = log.audit().unwrap_err();
         assert!(matches!(error, AuditError::TimeWentBack { index: 5, .. }));
-        assert!(error.to_string().starts_with("entry 5 was received at 2026-11-27T00:00:05.000Z, before entry 4"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("entry 5 was received at 2026-11-27T00:00:05.000Z, before entry 4"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1107,7 +1141,12 @@ mod tests {
         assert!(
             matches!(error, AuditError::RefusedCommand { index, refusal: CommandRefusal::NotFound(_) } if index == cancel)
         );
-        assert!(error.to_string().contains("maintenance never was never scheduled"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("maintenance never was never scheduled"),
+            "{error}"
+        );
 
         // The same signed command appended twice.
         let mut log = LogBuilder::new();
@@ -1150,13 +1189,22 @@ mod tests {
         let log = LogBuilder::new();
         let other = NoteVerifier::new(ORIGIN, key(9).verifying_key()).unwrap();
         let error = audit_prefix(&log.entries, &log.checkpoint(), &other).unwrap_err();
-        assert!(matches!(error, AuditError::GenesisMismatch { .. }), "{error}");
+        assert!(
+            matches!(error, AuditError::GenesisMismatch { .. }),
+            "{error}"
+        );
 
         let mut log = LogBuilder::new();
         log.entries.remove(0);
         let error = log.audit().unwrap_err();
         assert!(
-            matches!(error, AuditError::Misplaced { index: 0, claimed: 1 }),
+            matches!(
+                error,
+                AuditError::Misplaced {
+                    index: 0,
+                    claimed: 1
+                }
+            ),
             "{error}"
         );
 
@@ -1278,10 +1326,12 @@ mod tests {
             tree_size: 9,
             ..audited.clone()
         };
-        assert!(compare_prefix("passport", "GetAvailability", &served, &audited)
-            .unwrap_err()
-            .to_string()
-            .contains("GetAvailability tree_size is 9, but the log gives 10"));
+        assert!(
+            compare_prefix("passport", "GetAvailability", &served, &audited)
+                .unwrap_err()
+                .to_string()
+                .contains("GetAvailability tree_size is 9, but the log gives 10")
+        );
     }
 
     /// Leaf hashes in memory, answering any perfect subtree by hashing.
@@ -1291,9 +1341,8 @@ mod tests {
         type Error = std::convert::Infallible;
 
         fn subtree(&self, level: u8, index: u64) -> Result<Hash, Self::Error> {
-            let mut level_hashes: Vec<Hash> = self.0
-                [(index << level) as usize..((index + 1) << level) as usize]
-                .to_vec();
+            let mut level_hashes: Vec<Hash> =
+                self.0[(index << level) as usize..((index + 1) << level) as usize].to_vec();
             while level_hashes.len() > 1 {
                 level_hashes = level_hashes
                     .chunks(2)
@@ -1329,7 +1378,14 @@ mod tests {
             ..checkpoint(5)
         };
         let error = check_consistency(&forked, &latest, &proof).unwrap_err();
-        assert!(matches!(error, AuditError::Inconsistent { saved: 5, latest: 13, .. }));
+        assert!(matches!(
+            error,
+            AuditError::Inconsistent {
+                saved: 5,
+                latest: 13,
+                ..
+            }
+        ));
         assert!(error.to_string().contains("rewritten or forked"), "{error}");
     }
 }

@@ -231,7 +231,13 @@ mod tests {
                 end: 1_764_547_201_500
             })
         );
-        for bad in ["last-2d", "", "2026", "2026-xx", "yesterday..2026-12-01T00:00:00Z"] {
+        for bad in [
+            "last-2d",
+            "",
+            "2026",
+            "2026-xx",
+            "yesterday..2026-12-01T00:00:00Z",
+        ] {
             let error = parse(bad).unwrap_err();
             assert!(error.contains("last-24h"), "{bad:?}: {error}");
         }

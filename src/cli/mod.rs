@@ -1,14 +1,19 @@
 //! Command-line interface (clap). Each subcommand lives in its own file.
 
 mod admin;
+mod audit;
+mod export;
 mod keygen;
 mod log;
+mod report;
 mod serve;
 mod submit;
 
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +38,14 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Look at the log: its checkpoint, its entries, and a full verification.
     Log(log::LogArgs),
+    /// Availability, SLO compliance and incidents of one or all services over a window.
+    Report(report::ReportArgs),
+    /// Verify a ledger independently: checkpoint signature, every entry's signature and
+    /// ingest rules, Merkle root, consistency with a saved checkpoint, and every report
+    /// recomputed from the raw log and compared with the server's.
+    Audit(audit::AuditArgs),
+    /// Decoded entries of a log range as JSON Lines or CSV, for auditors' own tools.
+    Export(export::ExportArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,7 +55,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+        Command::Export(args) => export::run(args).await,
     }
+}
+
+/// How `--window` is written (report and audit).
+const WINDOW_HELP: &str = "The window: last-24h, last-7d, last-30d or last-90d (ending at the \
+    last entry's received_at), a calendar month 2026-10 (UTC) or 2026-10@Africa/Nairobi, or \
+    START..END in RFC 3339 (2026-11-01T00:00:00Z..2026-11-08T00:00:00Z, half-open)";
+
+/// A progress bar over `total` entries on stderr, drawn only when stderr is a terminal.
+fn progress_bar(total: u64, what: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{msg:>11} [{bar:40}] {human_pos}/{human_len} entries ({per_sec}, {eta} left)",
+    )
+    .expect("the template is valid")
+    .progress_chars("=> ");
+    ProgressBar::new(total).with_style(style).with_message(what)
 }
 
 /// The default `--seq` of commands and observations signed from the command line: the
