@@ -171,13 +171,18 @@ struct Judge {
     max_skew_ms: i64,
 }
 
+/// The signature an entry must carry: the key that must have made it, over what.
+struct ExpectedSignature {
+    key: VerifyingKey,
+    context: SigningContext,
+    signature: Signature,
+}
+
 /// A signature to verify once the chunk has been judged.
 struct PendingSignature {
     /// Position of the entry in the chunk.
     position: usize,
-    key: VerifyingKey,
-    context: SigningContext,
-    signature: Signature,
+    expected: ExpectedSignature,
 }
 
 /// Audits a whole prefix held in memory; `checkpoint` is the one its entries hash to.
@@ -216,13 +221,11 @@ impl PrefixAudit {
         let mut refusal = None;
         for bytes in entries {
             match self.judge_next(bytes.as_ref()) {
-                Ok((entry, signature)) => {
-                    if let Some((key, context, signature)) = signature {
+                Ok((entry, expected)) => {
+                    if let Some(expected) = expected {
                         pending.push(PendingSignature {
                             position: decoded.len(),
-                            key,
-                            context,
-                            signature,
+                            expected,
                         });
                     }
                     decoded.push(entry);
@@ -266,13 +269,7 @@ impl PrefixAudit {
     fn judge_next(
         &mut self,
         bytes: &[u8],
-    ) -> Result<
-        (
-            DecodedEntry,
-            Option<(VerifyingKey, SigningContext, Signature)>,
-        ),
-        AuditError,
-    > {
+    ) -> Result<(DecodedEntry, Option<ExpectedSignature>), AuditError> {
         let index = self.next_index;
         let entry = entry::decode_entry(bytes).map_err(|e| AuditError::Undecodable {
             index,
@@ -321,11 +318,11 @@ impl PrefixAudit {
             ) => {
                 self.counts.commands += 1;
                 let key = judge.command(index, signer, body, command)?;
-                Some((
+                Some(ExpectedSignature {
                     key,
-                    SigningContext::Command,
-                    parse_signature(&entry, signature)?,
-                ))
+                    context: SigningContext::Command,
+                    signature: parse_signature(&entry, signature)?,
+                })
             }
         };
         let judge = self.judge.as_mut().expect("entry 0 set the judge");
@@ -366,7 +363,7 @@ impl Judge {
         received_at: Millis,
         observation: &Observation,
         signature: &[u8],
-    ) -> Result<(VerifyingKey, SigningContext, Signature), AuditError> {
+    ) -> Result<ExpectedSignature, AuditError> {
         let rejected = |reason, detail: String| AuditError::RejectedObservation {
             index,
             reason,
@@ -440,7 +437,11 @@ impl Judge {
             ));
         }
         self.last_seqs.insert(probe_id.clone(), observation.seq);
-        Ok((key, SigningContext::Observation, signature))
+        Ok(ExpectedSignature {
+            key,
+            context: SigningContext::Observation,
+            signature,
+        })
     }
 
     /// The admin command rules at this position; returns the signer's key.
@@ -500,10 +501,10 @@ fn first_bad_signature(decoded: &[DecodedEntry], pending: &[PendingSignature]) -
     let items: Vec<SignedItem<'_>> = pending
         .iter()
         .map(|p| SignedItem {
-            key: &p.key,
-            context: p.context,
+            key: &p.expected.key,
+            context: p.expected.context,
             body: signed_body(&decoded[p.position]),
-            signature: &p.signature,
+            signature: &p.expected.signature,
         })
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
@@ -1295,15 +1296,10 @@ mod tests {
             probes: vec!["p1".into()],
         };
         let window = (T0, T0 + 600_000);
-        let same = compare_incidents(
-            "passport",
-            window,
-            &[incident.clone()],
-            window,
-            &[incident.clone()],
-        );
+        let incidents = vec![incident.clone()];
+        let same = compare_incidents("passport", window, &incidents, window, &incidents);
         assert_eq!(same, Ok(()));
-        let error = compare_incidents("passport", window, &[], window, &[incident.clone()])
+        let error = compare_incidents("passport", window, &[], window, &incidents)
             .unwrap_err()
             .to_string();
         assert_eq!(error, "service passport: the server's incident list's number of incidents is 0, but the log gives 1");

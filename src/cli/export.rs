@@ -96,7 +96,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout().lock();
     let mut output = match args.format {
         Format::Jsonl => Output::Jsonl(std::io::BufWriter::new(stdout)),
-        Format::Csv => Output::Csv(csv::Writer::from_writer(stdout)),
+        Format::Csv => Output::Csv(Box::new(csv::Writer::from_writer(stdout))),
     };
     while let Some(message) = stream.message().await.map_err(rpc_error)? {
         let decoded = entry::decode_entry(&message.entry)
@@ -109,7 +109,8 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
 
 enum Output<W: Write> {
     Jsonl(std::io::BufWriter<W>),
-    Csv(csv::Writer<W>),
+    /// Boxed: the CSV writer carries its own buffers and state.
+    Csv(Box<csv::Writer<W>>),
 }
 
 impl<W: Write> Output<W> {

@@ -72,7 +72,7 @@ fn progress_bar(total: u64, what: &'static str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
-        "{msg:>11} [{bar:40}] {human_pos}/{human_len} entries ({per_sec}, {eta} left)",
+        "{msg:>11} [{bar:30}] {human_pos}/{human_len} entries ({elapsed}, {eta} left)",
     )
     .expect("the template is valid")
     .progress_chars("=> ");
