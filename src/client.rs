@@ -1,5 +1,6 @@
-//! Talking to a ledger: connecting, signing envelopes, and verifying what a ledger serves.
-//! The CLI (`admin`, `log`) and the integration tests use these; a probe author can read
+//! Talking to a ledger: connecting, signing envelopes, verifying what a ledger serves, and
+//! turning its query answers into the projection core's plain values. The CLI (`admin`,
+//! `log`, `report`, `audit`) and the integration tests use these; a probe author can read
 //! them as the reference for producing valid envelopes.
 
 use ed25519_dalek::SigningKey;
