@@ -1,5 +1,6 @@
-//! Talking to a ledger: connecting, signing envelopes, and verifying what a ledger serves.
-//! The CLI (`admin`, `log`) and the integration tests use these; a probe author can read
+//! Talking to a ledger: connecting, signing envelopes, verifying what a ledger serves, and
+//! turning its query answers into the projection core's plain values. The CLI (`admin`,
+//! `log`, `report`, `audit`) and the integration tests use these; a probe author can read
 //! them as the reference for producing valid envelopes.
 
 use ed25519_dalek::SigningKey;
@@ -8,10 +9,12 @@ use tonic::transport::{Channel, Endpoint};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
 use crate::crypto::{self, SigningContext};
 use crate::domain::{AdminCommand, Observation};
-use crate::entry;
+use crate::entry::{self, InvalidInput};
 use crate::merkle::{self, Hash, TileAppender};
 use crate::pb;
 use crate::pb::log_service_client::LogServiceClient;
+use crate::projection::{AvailabilityReport, Incident};
+use crate::window::WindowSpec;
 
 /// Connects to `address` (`http://host:port`, or `host:port`).
 pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {
@@ -50,9 +53,10 @@ pub enum VerifyLogError {
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("entry {index}: {detail}")]
     Entry { index: u64, detail: String },
-    #[error("the root over the served entries {computed} does not match the checkpoint's root {signed} at tree size {tree_size}")]
+    #[error("the {served} entries served hash to root {computed}, but the checkpoint signs root {signed} at tree size {tree_size}: an entry was changed, removed or reordered")]
     RootMismatch {
         tree_size: u64,
+        served: u64,
         computed: String,
         signed: String,
     },
@@ -68,6 +72,13 @@ pub struct VerifiedLog {
     pub entries: Vec<Vec<u8>>,
 }
 
+/// Entries `[0, tree_size)` as served, and the Merkle root they hash to.
+#[derive(Debug)]
+pub struct DownloadedEntries {
+    pub entries: Vec<Vec<u8>>,
+    pub root: Hash,
+}
+
 /// Fetches the latest checkpoint, checks its signature against the pinned `verifier`,
 /// downloads every entry it covers, checks each decodes at its index, and recomputes the
 /// Merkle root from the served bytes.
@@ -76,16 +87,42 @@ pub async fn verify_log(
     verifier: &NoteVerifier,
 ) -> Result<VerifiedLog, VerifyLogError> {
     let mut log = LogServiceClient::new(channel);
+    let (checkpoint, note) = fetch_checkpoint(&mut log, verifier).await?;
+    let downloaded = download_entries(&mut log, checkpoint.tree_size, || {}).await?;
+    check_root(&checkpoint, &downloaded)?;
+    Ok(VerifiedLog {
+        checkpoint,
+        note,
+        entries: downloaded.entries,
+    })
+}
+
+/// Fetches the latest checkpoint and checks its signature against the pinned `verifier`;
+/// returns it with its signed note.
+pub async fn fetch_checkpoint(
+    log: &mut LogServiceClient<Channel>,
+    verifier: &NoteVerifier,
+) -> Result<(Checkpoint, String), VerifyLogError> {
     let note = log
         .get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
         .await?
         .into_inner()
         .checkpoint;
     let checkpoint = open_checkpoint(&note, verifier)?;
+    Ok((checkpoint, note))
+}
+
+/// Downloads entries `[0, tree_size)`, checks that each decodes and is the entry of its
+/// index, and hashes them into a Merkle root. Calls `on_entry` after each entry (progress).
+pub async fn download_entries(
+    log: &mut LogServiceClient<Channel>,
+    tree_size: u64,
+    mut on_entry: impl FnMut(),
+) -> Result<DownloadedEntries, VerifyLogError> {
     let mut stream = log
         .get_entries(pb::GetEntriesRequest {
             start: 0,
-            end: checkpoint.tree_size,
+            end: tree_size,
         })
         .await?
         .into_inner();
@@ -116,19 +153,92 @@ pub async fn verify_log(
             leaves.clear();
         }
         entries.push(message.entry);
+        on_entry();
     }
     appender.append(&leaves);
-    let computed = appender.root();
-    if appender.size() != checkpoint.tree_size || computed != checkpoint.root_hash {
+    Ok(DownloadedEntries {
+        entries,
+        root: appender.root(),
+    })
+}
+
+/// Checks that the downloaded entries are exactly the tree `checkpoint` signs.
+pub fn check_root(
+    checkpoint: &Checkpoint,
+    downloaded: &DownloadedEntries,
+) -> Result<(), VerifyLogError> {
+    if downloaded.entries.len() as u64 != checkpoint.tree_size
+        || downloaded.root != checkpoint.root_hash
+    {
         return Err(VerifyLogError::RootMismatch {
             tree_size: checkpoint.tree_size,
-            computed: hex::encode(computed),
+            served: downloaded.entries.len() as u64,
+            computed: hex::encode(downloaded.root),
             signed: hex::encode(checkpoint.root_hash),
         });
     }
-    Ok(VerifiedLog {
-        checkpoint,
-        note,
-        entries,
+    Ok(())
+}
+
+/// The wire form of a window.
+pub fn window_to_pb(spec: &WindowSpec) -> pb::Window {
+    use pb::window::Window;
+    let window = match spec {
+        WindowSpec::Range { start, end } => Window::Range(pb::TimeRange {
+            start: Some(entry::millis_timestamp(*start)),
+            end: Some(entry::millis_timestamp(*end)),
+        }),
+        WindowSpec::Last24Hours => Window::Named(pb::NamedWindow::Last24h as i32),
+        WindowSpec::Last7Days => Window::Named(pb::NamedWindow::Last7d as i32),
+        WindowSpec::Last30Days => Window::Named(pb::NamedWindow::Last30d as i32),
+        WindowSpec::Last90Days => Window::Named(pb::NamedWindow::Last90d as i32),
+        WindowSpec::Month {
+            year,
+            month,
+            time_zone,
+        } => Window::Month(pb::CalendarMonth {
+            year: *year,
+            month: u32::from(*month),
+            time_zone: time_zone.clone(),
+        }),
+    };
+    pb::Window {
+        window: Some(window),
+    }
+}
+
+/// A served availability report as the projection core's plain value, with the tree size
+/// and signed checkpoint it says it was computed from.
+pub fn availability_report_from_pb(
+    report: &pb::AvailabilityReport,
+) -> Result<(AvailabilityReport, u64, String), InvalidInput> {
+    Ok((
+        AvailabilityReport {
+            start: entry::timestamp_millis(report.start.as_ref(), "start")?,
+            end: entry::timestamp_millis(report.end.as_ref(), "end")?,
+            up_ms: report.up_ms,
+            down_ms: report.down_ms,
+            unknown_ms: report.unknown_ms,
+            maintenance_ms: report.maintenance_ms,
+            availability: report.availability,
+            coverage: report.coverage,
+            slo_target: report.slo_target,
+            slo_met: report.slo_met,
+            error_budget_ms: report.error_budget_ms,
+            error_budget_remaining_ms: report.error_budget_remaining_ms,
+            incident_count: report.incident_count,
+        },
+        report.tree_size,
+        report.checkpoint.clone(),
+    ))
+}
+
+/// A served incident as the projection core's plain value.
+pub fn incident_from_pb(incident: &pb::Incident) -> Result<Incident, InvalidInput> {
+    Ok(Incident {
+        start: entry::timestamp_millis(incident.start.as_ref(), "incident start")?,
+        end: entry::timestamp_millis(incident.end.as_ref(), "incident end")?,
+        open: incident.open,
+        probes: incident.probes.clone(),
     })
 }

@@ -14,10 +14,13 @@
 //! - [`checkpoint`]: C2SP signed-note checkpoints — pure;
 //! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
 //! - [`rpc`]: the gRPC services (protobuf types stop there);
+//! - [`audit`]: the auditor's independent check of a log prefix (signatures, ingest rules,
+//!   recomputed reports compared with the server's) — pure;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
 
+pub mod audit;
 pub mod bench;
 pub mod checkpoint;
 pub mod client;

@@ -5,6 +5,14 @@
 //! clock: an auditor holding the same prefix resolves the same window. Calendar months
 //! are resolved in an IANA time zone with the time zone database bundled into the binary
 //! (jiff), so the answer does not depend on the host's tzdata.
+//!
+//! On the command line a window is written `last-24h`, `last-7d`, `last-30d`, `last-90d`,
+//! `2026-10` (a calendar month in UTC), `2026-10@Africa/Nairobi` (in that time zone) or
+//! `2026-11-01T00:00:00Z..2026-11-08T00:00:00Z` (explicit, half-open); see [`WindowSpec`]'s
+//! `FromStr`.
+
+use std::str::FromStr;
+use std::time::UNIX_EPOCH;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -41,6 +49,53 @@ pub enum WindowError {
     UnknownTimeZone(String),
     #[error("{0} is not a calendar month (year 1-9998, month 1-12)")]
     BadMonth(String),
+}
+
+/// The command-line syntax (module docs); the error says what is accepted.
+impl FromStr for WindowSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WindowSpec, String> {
+        let syntax = "a window is last-24h, last-7d, last-30d, last-90d, a calendar month \
+                      (2026-10 in UTC, 2026-10@Africa/Nairobi) or START..END in RFC 3339 \
+                      (2026-11-01T00:00:00Z..2026-11-08T00:00:00Z)";
+        match text {
+            "last-24h" => return Ok(WindowSpec::Last24Hours),
+            "last-7d" => return Ok(WindowSpec::Last7Days),
+            "last-30d" => return Ok(WindowSpec::Last30Days),
+            "last-90d" => return Ok(WindowSpec::Last90Days),
+            _ => {}
+        }
+        if let Some((start, end)) = text.split_once("..") {
+            let time = |part: &str| {
+                rfc3339_millis(part)
+                    .ok_or_else(|| format!("{part:?} is not an RFC 3339 time; {syntax}"))
+            };
+            return Ok(WindowSpec::Range {
+                start: time(start)?,
+                end: time(end)?,
+            });
+        }
+        let (month, time_zone) = text.split_once('@').unwrap_or((text, ""));
+        let (year, month) = month
+            .split_once('-')
+            .and_then(|(year, month)| Some((year.parse().ok()?, month.parse().ok()?)))
+            .ok_or_else(|| format!("{text:?} is not a window; {syntax}"))?;
+        Ok(WindowSpec::Month {
+            year,
+            month,
+            time_zone: time_zone.to_owned(),
+        })
+    }
+}
+
+/// Parses an RFC 3339 time to Unix milliseconds.
+fn rfc3339_millis(text: &str) -> Option<Millis> {
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    Some(match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).ok()?,
+        Err(before) => -i64::try_from(before.duration().as_millis()).ok()?,
+    })
 }
 
 /// Resolves `spec` to `[start, end)`; `as_of` is the prefix's last `received_at`.
@@ -146,6 +201,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(end - start, 31 * DAY_MS - 3_600_000);
+    }
+
+    #[test]
+    fn command_line_syntax() {
+        let parse = |text: &str| text.parse::<WindowSpec>();
+        assert_eq!(parse("last-24h"), Ok(WindowSpec::Last24Hours));
+        assert_eq!(parse("last-90d"), Ok(WindowSpec::Last90Days));
+        assert_eq!(
+            parse("2026-10@Africa/Nairobi"),
+            Ok(WindowSpec::Month {
+                year: 2026,
+                month: 10,
+                time_zone: "Africa/Nairobi".into()
+            })
+        );
+        assert_eq!(
+            parse("2025-12"),
+            Ok(WindowSpec::Month {
+                year: 2025,
+                month: 12,
+                time_zone: String::new()
+            })
+        );
+        assert_eq!(
+            parse("2025-12-01T00:00:00Z..2025-12-01T00:00:01.5Z"),
+            Ok(WindowSpec::Range {
+                start: 1_764_547_200_000,
+                end: 1_764_547_201_500
+            })
+        );
+        for bad in [
+            "last-2d",
+            "",
+            "2026",
+            "2026-xx",
+            "yesterday..2026-12-01T00:00:00Z",
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("last-24h"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

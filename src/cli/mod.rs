@@ -1,15 +1,20 @@
 //! Command-line interface (clap). Each subcommand lives in its own file.
 
 mod admin;
+mod audit;
 mod bench;
+mod export;
 mod keygen;
 mod log;
+mod report;
 mod serve;
 mod submit;
 
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +41,14 @@ enum Command {
     Log(log::LogArgs),
     /// Run the benchmarks (ceilings, queries, rebuild); see BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Availability, SLO compliance and incidents of one or all services over a window.
+    Report(report::ReportArgs),
+    /// Verify a ledger independently: checkpoint signature, every entry's signature and
+    /// ingest rules, Merkle root, consistency with a saved checkpoint, and every report
+    /// recomputed from the raw log and compared with the server's.
+    Audit(audit::AuditArgs),
+    /// Decoded entries of a log range as JSON Lines or CSV, for auditors' own tools.
+    Export(export::ExportArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,7 +59,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit::run(args).await,
         Command::Log(args) => log::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+        Command::Export(args) => export::run(args).await,
     }
+}
+
+/// How `--window` is written (report and audit).
+const WINDOW_HELP: &str = "The window: last-24h, last-7d, last-30d or last-90d (ending at the \
+    last entry's received_at), a calendar month 2026-10 (UTC) or 2026-10@Africa/Nairobi, or \
+    START..END in RFC 3339 (2026-11-01T00:00:00Z..2026-11-08T00:00:00Z, half-open)";
+
+/// A progress bar over `total` entries on stderr, drawn only when stderr is a terminal.
+fn progress_bar(total: u64, what: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{msg:>11} [{bar:30}] {human_pos}/{human_len} entries ({elapsed}, {eta} left)",
+    )
+    .expect("the template is valid")
+    .progress_chars("=> ");
+    ProgressBar::new(total).with_style(style).with_message(what)
 }
 
 /// The default `--seq` of commands and observations signed from the command line: the
@@ -77,12 +111,5 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 /// Formats Unix milliseconds as RFC 3339 UTC.
 fn format_time(millis: i64) -> String {
-    if millis >= 0 {
-        humantime::format_rfc3339_millis(
-            UNIX_EPOCH + std::time::Duration::from_millis(millis as u64),
-        )
-        .to_string()
-    } else {
-        format!("{millis} ms before 1970")
-    }
+    uptime_ledger::domain::format_millis(millis)
 }

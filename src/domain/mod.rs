@@ -196,6 +196,21 @@ pub enum Outcome {
     Rejected(Rejection),
 }
 
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-27T00:00:00.000Z`);
+/// times before 1970 or after 9999 (which RFC 3339 printing does not cover) as a number.
+pub fn format_millis(millis: Millis) -> String {
+    /// 10000-01-01T00:00:00Z.
+    const END_OF_YEAR_9999: Millis = 253_402_300_800_000;
+    if (0..END_OF_YEAR_9999).contains(&millis) {
+        humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis(millis.unsigned_abs()),
+        )
+        .to_string()
+    } else {
+        format!("{millis} ms since 1970")
+    }
+}
+
 /// Converts a duration to whole milliseconds, saturating (durations here are bounded by
 /// validation, so saturation never changes a real value).
 pub fn duration_millis(duration: Duration) -> i64 {

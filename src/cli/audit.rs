@@ -1,0 +1,341 @@
+//! `uptime-ledger audit`: an auditor's independent check of a running ledger.
+//!
+//! Trust only the pinned checkpoint key: fetch the latest checkpoint and verify its
+//! signature; if a checkpoint was saved by an earlier audit, verify the ledger's proof that
+//! the log extends it; download every entry and recompute the Merkle root; check every
+//! entry's signature and ingest rules and recompute the projection ([`audit`], pure); ask
+//! the server for each service's availability and incidents *at the audited tree size* and
+//! compare them field by field with the recomputed ones. Any difference is an error naming
+//! what differs; on success the new checkpoint is saved for the next audit.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use tonic::transport::Channel;
+
+use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix, PrefixAudit, AUDIT_CHUNK};
+use uptime_ledger::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
+use uptime_ledger::client;
+use uptime_ledger::entry::timestamp_millis;
+use uptime_ledger::merkle::Hash;
+use uptime_ledger::pb;
+use uptime_ledger::pb::log_service_client::LogServiceClient;
+use uptime_ledger::pb::query_service_client::QueryServiceClient;
+use uptime_ledger::window::{self, WindowSpec};
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The ledger's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    ledger: String,
+    /// The checkpoint key to trust, as printed by `serve` (<origin>+<key id>+<key>).
+    #[arg(long)]
+    verifier_key: String,
+    /// A checkpoint note saved by an earlier audit: the ledger must prove that its log
+    /// extends it. After a successful audit the new checkpoint is saved there (also when
+    /// FILE does not exist yet).
+    #[arg(long, value_name = "FILE")]
+    since: Option<PathBuf>,
+    /// Only this service (repeatable); default: every service defined in the log.
+    #[arg(long = "service", value_name = "ID")]
+    services: Vec<String>,
+    #[arg(long, default_value = "last-30d", help = super::WINDOW_HELP)]
+    window: WindowSpec,
+}
+
+pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
+    let verifier: NoteVerifier = args
+        .verifier_key
+        .parse()
+        .context("--verifier-key is not a verifier key")?;
+    let channel = client::connect(&args.ledger)
+        .await
+        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    audit_ledger(channel, &verifier, &args)
+        .await
+        .context("audit failed")
+}
+
+async fn audit_ledger(
+    channel: Channel,
+    verifier: &NoteVerifier,
+    args: &AuditArgs,
+) -> anyhow::Result<()> {
+    let mut log = LogServiceClient::new(channel.clone());
+    let (checkpoint, note) = client::fetch_checkpoint(&mut log, verifier).await?;
+
+    let saved = match &args.since {
+        Some(path) => read_saved_checkpoint(path, verifier)?,
+        None => None,
+    };
+    if let Some(saved) = &saved {
+        let proof = if saved.tree_size < checkpoint.tree_size {
+            consistency_proof(&mut log, saved.tree_size, checkpoint.tree_size).await?
+        } else {
+            Vec::new()
+        };
+        audit::check_consistency(saved, &checkpoint, &proof)?;
+    }
+
+    let audited = download_and_audit(&mut log, &checkpoint, verifier).await?;
+    let prefix = LogPrefix {
+        tree_size: checkpoint.tree_size,
+        checkpoint: note.clone(),
+    };
+    let services = services_to_check(&audited, &args.services)?;
+    let (start, end) =
+        window::resolve(&args.window, audited.as_of).map_err(|e| anyhow!("--window: {e}"))?;
+    let mut query = QueryServiceClient::new(channel);
+    for service_id in &services {
+        compare_service(
+            &mut query,
+            service_id,
+            &args.window,
+            &audited,
+            &prefix,
+            (start, end),
+        )
+        .await?;
+    }
+
+    println!(
+        "audit passed: {} at tree size {}, root {}",
+        checkpoint.origin,
+        checkpoint.tree_size,
+        hex::encode(checkpoint.root_hash)
+    );
+    let counts = audited.counts;
+    println!(
+        "  entries: {} ({} observations, {} commands, 1 genesis), every one valid by the ingest rules at its position",
+        counts.entries, counts.observations, counts.commands
+    );
+    println!("  signatures verified: {}", counts.signatures_verified);
+    println!(
+        "  services checked: {} (availability and incidents over [{}, {}) equal the server's answers at tree size {})",
+        services.len(),
+        super::format_time(start),
+        super::format_time(end),
+        checkpoint.tree_size
+    );
+    if let Some(path) = &args.since {
+        save_checkpoint(path, &note)?;
+        match &saved {
+            Some(saved) => println!(
+                "  consistent with the checkpoint saved in {} (tree size {}); saved the new one there",
+                path.display(),
+                saved.tree_size
+            ),
+            None => println!(
+                "  no checkpoint was saved in {} yet; saved this one there",
+                path.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Downloads the prefix the checkpoint signs and audits it. When the entries do not hash
+/// to the signed root, the audit still runs over them to name the first bad entry.
+async fn download_and_audit(
+    log: &mut LogServiceClient<Channel>,
+    checkpoint: &Checkpoint,
+    verifier: &NoteVerifier,
+) -> anyhow::Result<AuditedPrefix> {
+    let progress = super::progress_bar(checkpoint.tree_size, "downloading");
+    let downloaded =
+        client::download_entries(log, checkpoint.tree_size, || progress.inc(1)).await?;
+    progress.finish_and_clear();
+    let root = client::check_root(checkpoint, &downloaded);
+
+    let progress = super::progress_bar(checkpoint.tree_size, "verifying");
+    let mut audit = Ok(PrefixAudit::new(verifier));
+    for chunk in downloaded.entries.chunks(AUDIT_CHUNK) {
+        audit = audit.and_then(|audit| audit.check_entries(chunk));
+        if audit.is_err() {
+            break;
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    let audited = audit.and_then(|audit| audit.finish(checkpoint));
+    progress.finish_and_clear();
+    match (root, audited) {
+        (Ok(()), Ok(audited)) => Ok(audited),
+        (Ok(()), Err(error)) => Err(error.into()),
+        (Err(root), Err(error)) => Err(anyhow!("{root}; auditing the entries served: {error}")),
+        (Err(root), Ok(_)) => Err(root.into()),
+    }
+}
+
+/// The services to compare: those asked for, each of which the audited log must define,
+/// or every service it defines.
+fn services_to_check(audited: &AuditedPrefix, asked: &[String]) -> anyhow::Result<Vec<String>> {
+    if asked.is_empty() {
+        return Ok(audited
+            .projection
+            .services()
+            .map(|spec| spec.service_id.clone())
+            .collect());
+    }
+    for service_id in asked {
+        if audited.projection.spec(service_id).is_none() {
+            bail!(
+                "service {service_id:?} is not defined in the audited log (tree size {})",
+                audited.tree_size
+            );
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+/// Asks the server for the service's availability report and incidents at the audited
+/// tree size and compares them, and the prefix they name, with the recomputed ones.
+async fn compare_service(
+    query: &mut QueryServiceClient<Channel>,
+    service_id: &str,
+    window_spec: &WindowSpec,
+    audited: &AuditedPrefix,
+    prefix: &LogPrefix,
+    window: (i64, i64),
+) -> anyhow::Result<()> {
+    let rpc_error = |rpc: &str, status: tonic::Status| {
+        anyhow!(
+            "service {service_id}: {rpc} failed: {}: {}",
+            status.code(),
+            status.message()
+        )
+    };
+    let served = query
+        .get_availability(pb::GetAvailabilityRequest {
+            service_id: service_id.to_owned(),
+            window: Some(client::window_to_pb(window_spec)),
+            tree_size: prefix.tree_size,
+        })
+        .await
+        .map_err(|status| rpc_error("GetAvailability", status))?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow!("service {service_id}: GetAvailability answered no report"))?;
+    let (served, tree_size, checkpoint) = client::availability_report_from_pb(&served)
+        .map_err(|e| anyhow!("service {service_id}: the availability report is malformed: {e}"))?;
+    audit::compare_prefix(
+        service_id,
+        "availability report's",
+        &LogPrefix {
+            tree_size,
+            checkpoint,
+        },
+        prefix,
+    )?;
+    let recomputed = audited
+        .projection
+        .report(service_id, window.0, window.1)
+        .expect("the audited log defines the service");
+    audit::compare_report(service_id, &served, &recomputed)?;
+
+    let served = query
+        .list_incidents(pb::ListIncidentsRequest {
+            service_id: service_id.to_owned(),
+            window: Some(client::window_to_pb(window_spec)),
+            tree_size: prefix.tree_size,
+        })
+        .await
+        .map_err(|status| rpc_error("ListIncidents", status))?
+        .into_inner();
+    let malformed = |e: uptime_ledger::entry::InvalidInput| {
+        anyhow!("service {service_id}: the incident list is malformed: {e}")
+    };
+    let served_prefix = served.prefix.unwrap_or_default();
+    audit::compare_prefix(
+        service_id,
+        "incident list's",
+        &LogPrefix {
+            tree_size: served_prefix.tree_size,
+            checkpoint: served_prefix.checkpoint,
+        },
+        prefix,
+    )?;
+    let served_window = (
+        timestamp_millis(served.start.as_ref(), "start").map_err(malformed)?,
+        timestamp_millis(served.end.as_ref(), "end").map_err(malformed)?,
+    );
+    let served_incidents = served
+        .incidents
+        .iter()
+        .map(client::incident_from_pb)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(malformed)?;
+    let recomputed = audited
+        .projection
+        .incidents(service_id, window.0, window.1)
+        .expect("the audited log defines the service");
+    audit::compare_incidents(
+        service_id,
+        served_window,
+        &served_incidents,
+        window,
+        &recomputed,
+    )?;
+    Ok(())
+}
+
+/// The checkpoint saved in `path` by an earlier audit, verified with the pinned key; `None`
+/// when the file does not exist yet.
+fn read_saved_checkpoint(
+    path: &Path,
+    verifier: &NoteVerifier,
+) -> anyhow::Result<Option<Checkpoint>> {
+    let note = match std::fs::read_to_string(path) {
+        Ok(note) => note,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(anyhow!("cannot read {}: {error}", path.display())),
+    };
+    let checkpoint = open_checkpoint(&note, verifier).with_context(|| {
+        format!(
+            "{} does not hold a checkpoint signed by the pinned key",
+            path.display()
+        )
+    })?;
+    Ok(Some(checkpoint))
+}
+
+/// Writes the note to `path` atomically (a temporary file renamed over it), so an
+/// interrupted audit never leaves half a checkpoint behind.
+fn save_checkpoint(path: &Path, note: &str) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, note)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .with_context(|| format!("cannot save the checkpoint to {}", path.display()))
+}
+
+async fn consistency_proof(
+    log: &mut LogServiceClient<Channel>,
+    first: u64,
+    second: u64,
+) -> anyhow::Result<Vec<Hash>> {
+    let proof = log
+        .get_consistency_proof(pb::GetConsistencyProofRequest { first, second })
+        .await
+        .map_err(|status| {
+            anyhow!(
+                "GetConsistencyProof({first}, {second}) failed: {}: {}",
+                status.code(),
+                status.message()
+            )
+        })?
+        .into_inner()
+        .proof;
+    proof
+        .into_iter()
+        .map(|hash| {
+            Hash::try_from(hash.as_slice()).map_err(|_| {
+                anyhow!(
+                    "the consistency proof holds a hash of {} bytes instead of 32",
+                    hash.len()
+                )
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,302 @@
+//! `uptime-ledger report`: availability, SLO compliance and incidents of one or all
+//! services over a window, from the ledger's QueryService, as an aligned table or JSON.
+//! Every answer names the log prefix it was computed from; `audit` checks them.
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use serde::Serialize;
+
+use uptime_ledger::client;
+use uptime_ledger::pb;
+use uptime_ledger::pb::query_service_client::QueryServiceClient;
+use uptime_ledger::projection::{AvailabilityReport, Incident};
+use uptime_ledger::window::WindowSpec;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The ledger's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    ledger: String,
+    /// Only this service; default: every service.
+    #[arg(long, value_name = "ID")]
+    service: Option<String>,
+    #[arg(long, default_value = "last-30d", help = super::WINDOW_HELP)]
+    window: WindowSpec,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct ReportDocument {
+    services: Vec<ServiceReport>,
+}
+
+/// One service's report; times are RFC 3339 UTC, durations milliseconds.
+#[derive(Debug, Serialize)]
+struct ServiceReport {
+    service_id: String,
+    name: String,
+    agency: String,
+    start: String,
+    end: String,
+    up_ms: u64,
+    down_ms: u64,
+    unknown_ms: u64,
+    maintenance_ms: u64,
+    availability: Option<f64>,
+    coverage: Option<f64>,
+    slo_target: f64,
+    slo_met: bool,
+    error_budget_ms: f64,
+    error_budget_remaining_ms: f64,
+    incident_count: u64,
+    incidents: Vec<IncidentReport>,
+    /// The log prefix the report was computed from.
+    tree_size: u64,
+    checkpoint: String,
+}
+
+#[derive(Debug, Serialize)]
+struct IncidentReport {
+    start: String,
+    end: String,
+    open: bool,
+    probes: Vec<String>,
+}
+
+pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let channel = client::connect(&args.ledger)
+        .await
+        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let mut query = QueryServiceClient::new(channel);
+    let rpc_error = |status: tonic::Status| anyhow!("{}: {}", status.code(), status.message());
+    let listed = query
+        .list_services(pb::ListServicesRequest {})
+        .await
+        .map_err(rpc_error)?
+        .into_inner()
+        .services;
+    let specs: Vec<pb::ServiceSpec> = listed.into_iter().filter_map(|s| s.spec).collect();
+    let specs: Vec<pb::ServiceSpec> = match &args.service {
+        None => specs,
+        Some(wanted) => match specs.into_iter().find(|spec| &spec.service_id == wanted) {
+            Some(spec) => vec![spec],
+            None => bail!("service {wanted:?} is not defined"),
+        },
+    };
+    let mut services = Vec::with_capacity(specs.len());
+    for spec in specs {
+        services.push(
+            service_report(&mut query, spec, &args.window)
+                .await
+                .map_err(|e| e.context("the ledger's answer cannot be read"))?,
+        );
+    }
+    let document = ReportDocument { services };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        print_table(&document);
+    }
+    Ok(())
+}
+
+async fn service_report(
+    query: &mut QueryServiceClient<tonic::transport::Channel>,
+    spec: pb::ServiceSpec,
+    window: &WindowSpec,
+) -> anyhow::Result<ServiceReport> {
+    let service_id = spec.service_id;
+    let rpc_error = |rpc: &str, status: tonic::Status| {
+        anyhow!(
+            "service {service_id}: {rpc}: {}: {}",
+            status.code(),
+            status.message()
+        )
+    };
+    let served = query
+        .get_availability(pb::GetAvailabilityRequest {
+            service_id: service_id.clone(),
+            window: Some(client::window_to_pb(window)),
+            tree_size: 0,
+        })
+        .await
+        .map_err(|status| rpc_error("GetAvailability", status))?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow!("service {service_id}: GetAvailability answered no report"))?;
+    let (report, tree_size, checkpoint) = client::availability_report_from_pb(&served)?;
+    let incidents = query
+        .list_incidents(pb::ListIncidentsRequest {
+            service_id: service_id.clone(),
+            window: Some(client::window_to_pb(window)),
+            tree_size: 0,
+        })
+        .await
+        .map_err(|status| rpc_error("ListIncidents", status))?
+        .into_inner()
+        .incidents
+        .iter()
+        .map(client::incident_from_pb)
+        .collect::<Result<Vec<Incident>, _>>()?;
+    let AvailabilityReport {
+        start,
+        end,
+        up_ms,
+        down_ms,
+        unknown_ms,
+        maintenance_ms,
+        availability,
+        coverage,
+        slo_target,
+        slo_met,
+        error_budget_ms,
+        error_budget_remaining_ms,
+        incident_count,
+    } = report;
+    Ok(ServiceReport {
+        service_id,
+        name: spec.name,
+        agency: spec.agency,
+        start: super::format_time(start),
+        end: super::format_time(end),
+        up_ms,
+        down_ms,
+        unknown_ms,
+        maintenance_ms,
+        availability,
+        coverage,
+        slo_target,
+        slo_met,
+        error_budget_ms,
+        error_budget_remaining_ms,
+        incident_count,
+        incidents: incidents
+            .into_iter()
+            .map(|incident| IncidentReport {
+                start: super::format_time(incident.start),
+                end: super::format_time(incident.end),
+                open: incident.open,
+                probes: incident.probes,
+            })
+            .collect(),
+        tree_size,
+        checkpoint,
+    })
+}
+
+fn print_table(document: &ReportDocument) {
+    let Some(first) = document.services.first() else {
+        println!("no services are defined");
+        return;
+    };
+    let tree_sizes = document.services.iter().map(|s| s.tree_size);
+    let (smallest, largest) = (tree_sizes.clone().min(), tree_sizes.max());
+    let header = [
+        "service",
+        "availability",
+        "SLO",
+        "met",
+        "up",
+        "down",
+        "unknown",
+        "maintenance",
+        "budget left",
+        "incidents",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 10]> = document
+        .services
+        .iter()
+        .map(|s| {
+            [
+                s.service_id.clone(),
+                s.availability.map_or("-".into(), percent),
+                percent(s.slo_target),
+                if s.slo_met { "yes" } else { "no" }.into(),
+                duration(s.up_ms as f64),
+                duration(s.down_ms as f64),
+                duration(s.unknown_ms as f64),
+                duration(s.maintenance_ms as f64),
+                duration(s.error_budget_remaining_ms),
+                s.incident_count.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(column, (cell, width))| match column {
+                0 => format!("{cell:<width$}"),
+                _ => format!("{cell:>width$}"),
+            })
+            .collect();
+        println!("{}", cells.join("  "));
+    }
+    let incidents: Vec<(&str, &IncidentReport)> = document
+        .services
+        .iter()
+        .flat_map(|s| s.incidents.iter().map(|i| (s.service_id.as_str(), i)))
+        .collect();
+    if !incidents.is_empty() {
+        println!();
+        println!("incidents:");
+        for (service_id, incident) in incidents {
+            println!(
+                "  {service_id:<width$}  {} .. {}{}  probes: {}",
+                incident.start,
+                incident.end,
+                if incident.open { " (open)" } else { "" },
+                incident.probes.join(", "),
+                width = widths[0]
+            );
+        }
+    }
+    println!();
+    // The log may grow between two services' answers; each names its own prefix.
+    let prefix = match (smallest, largest) {
+        (Some(smallest), Some(largest)) if smallest != largest => {
+            format!("tree sizes {smallest} to {largest}")
+        }
+        _ => format!("tree size {}", first.tree_size),
+    };
+    println!(
+        "window [{}, {}); computed from the log prefix of {prefix}",
+        first.start, first.end
+    );
+}
+
+/// A fraction as a percentage with three decimals: `0.99953` → `99.953%`.
+fn percent(fraction: f64) -> String {
+    format!("{:.3}%", fraction * 100.0)
+}
+
+/// Milliseconds as days, hours, minutes and seconds (`3d 4h 0m 12s`), rounded to the
+/// second; negative for an overspent error budget.
+fn duration(millis: f64) -> String {
+    let seconds = (millis.abs() / 1000.0).round() as u64;
+    let sign = if millis < 0.0 && seconds > 0 { "-" } else { "" };
+    let (days, hours, minutes, seconds) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    let text = match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds}s"),
+        (0, _, _) => format!("{hours}h {minutes}m {seconds}s"),
+        _ => format!("{days}d {hours}h {minutes}m {seconds}s"),
+    };
+    format!("{sign}{text}")
+}
