@@ -61,7 +61,7 @@ fn serve_with(data_dir: &Path, extra_args: &[&str]) -> Served {
             collected.lock().unwrap().push('\n');
         }
     });
-    let mut address = || {
+    let address = || {
         address_rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("serve did not start: {}", stderr.lock().unwrap()))

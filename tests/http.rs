@@ -426,6 +426,10 @@ async fn the_service_page_shows_windows_incidents_probes_and_budget() {
 
     let bad = ledger.http_get("/services/ecitizen.portal?window=1y").await;
     assert!(assert_html(&bad, 400).contains("unknown window"));
+    let earlier = ledger
+        .http_get("/services/ecitizen.portal?tree_size=5")
+        .await;
+    assert_html(&earlier, 400);
     let unknown = ledger.http_get("/services/nope").await;
     assert!(assert_html(&unknown, 404).contains("service &#34;nope&#34; is not defined"));
     let nowhere = ledger.http_get("/no/such/page").await;

@@ -198,16 +198,12 @@ pub async fn availability(
 ) -> Result<Json<AvailabilityJson>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
     let window = params.window_spec()?;
-    let report = query::at_prefix(
-        &state.ledger,
-        &state.projections,
-        params.tree_size,
-        move |published| {
+    let report = state
+        .at_prefix(params.tree_size, move |published| {
             let report = query::availability(published, &service_id, &window)?;
             Ok(availability_json(&service_id, &report, published))
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(Json(report))
 }
 
@@ -219,11 +215,8 @@ pub async fn incidents(
 ) -> Result<Json<IncidentsResponse>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
     let window = params.window_spec()?;
-    let response = query::at_prefix(
-        &state.ledger,
-        &state.projections,
-        params.tree_size,
-        move |published| {
+    let response = state
+        .at_prefix(params.tree_size, move |published| {
             let found = query::incidents(published, &service_id, &window)?;
             Ok(IncidentsResponse {
                 start: format_time(found.start),
@@ -233,9 +226,8 @@ pub async fn incidents(
                 checkpoint: published.checkpoint.clone(),
                 service_id,
             })
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(Json(response))
 }
 

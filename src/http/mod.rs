@@ -29,7 +29,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::log::Ledger;
-use crate::projector::Projections;
+use crate::projector::{Projections, Published};
+use crate::query::{self, QueryError};
 
 pub use error::HttpError;
 
@@ -42,6 +43,9 @@ pub struct HttpState {
     metrics: Arc<prometheus_client::registry::Registry>,
     /// The checkpoint verifier key, shown on every page.
     verifier_key: String,
+    /// Answering from an earlier prefix replays the log from the start, and the API is
+    /// public: such replays run one at a time, later ones wait.
+    replays: Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpState {
@@ -52,7 +56,26 @@ impl HttpState {
             ledger,
             projections,
             metrics: Arc::new(metrics),
+            replays: Arc::new(tokio::sync::Semaphore::new(1)),
         }
+    }
+
+    /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time.
+    async fn at_prefix<T: Send + 'static>(
+        &self,
+        tree_size: Option<u64>,
+        answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let _replay = match tree_size {
+            Some(_) => Some(
+                self.replays
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed"),
+            ),
+            None => None,
+        };
+        query::at_prefix(&self.ledger, &self.projections, tree_size, answer).await
     }
 }
 

@@ -49,6 +49,12 @@ pub async fn service(
     params: Result<Query<WindowParams>, QueryRejection>,
 ) -> Result<Html<String>, PageError> {
     let Query(params) = params.map_err(|e| HttpError::bad_request(e.body_text()))?;
+    if params.tree_size.is_some() {
+        return Err(HttpError::bad_request(
+            "the page shows the latest checkpointed prefix; ask /api/v1/… with tree_size for an earlier one",
+        )
+        .into());
+    }
     let window = params.window_spec()?;
     let now = state.projections.now();
     let registry = state.ledger.registry();
