@@ -13,9 +13,13 @@
 //! - [`merkle`]: RFC 6962 hashing, proofs and tiles — pure;
 //! - [`checkpoint`]: C2SP signed-note checkpoints — pure;
 //! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
+//! - [`projection`]: the pure SLA core; [`projector`]: the task that keeps it up to date;
+//! - [`window`], [`query`]: resolving windows and answering queries, for gRPC and HTTP alike;
 //! - [`rpc`]: the gRPC services (protobuf types stop there);
 //! - [`audit`]: the auditor's independent check of a log prefix (signatures, ingest rules,
 //!   recomputed reports compared with the server's) — pure;
+//! - [`http`]: the status page, the JSON API, `/metrics`, health and readiness;
+//! - [`metrics`]: Prometheus counters and scrape-time gauges;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
@@ -28,10 +32,13 @@ pub mod clock;
 pub mod crypto;
 pub mod domain;
 pub mod entry;
+pub mod http;
 pub mod log;
 pub mod merkle;
+pub mod metrics;
 pub mod pb;
 pub mod projection;
 pub mod projector;
+pub mod query;
 pub mod rpc;
 pub mod window;

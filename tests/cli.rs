@@ -1,5 +1,6 @@
 //! The real binary: keys interoperate with openssl, the CLI drives a served ledger,
-//! a tampered data directory refuses to start, and SIGTERM under load loses nothing.
+//! a tampered data directory refuses to start, SIGTERM under load loses nothing, and
+//! HTTP is served next to gRPC with JSON logs on request.
 
 mod common;
 
@@ -20,13 +21,26 @@ const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
 struct Served {
     child: Child,
     address: String,
+    http_address: String,
     stderr: Arc<Mutex<String>>,
 }
 
 fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, &[])
+}
+
+fn serve_with(data_dir: &Path, extra_args: &[&str]) -> Served {
     let mut child = Command::new(BINARY)
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
+        .args(extra_args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -40,16 +54,23 @@ fn serve(data_dir: &Path) -> Served {
             if let Some(address) = line.trim().strip_prefix("gRPC:") {
                 let _ = address_tx.send(address.trim().to_owned());
             }
+            if let Some(address) = line.trim().strip_prefix("status page:") {
+                let _ = address_tx.send(address.trim().trim_end_matches('/').to_owned());
+            }
             collected.lock().unwrap().push_str(&line);
             collected.lock().unwrap().push('\n');
         }
     });
-    let address = address_rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("serve did not start: {}", stderr.lock().unwrap()));
+    let address = || {
+        address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("serve did not start: {}", stderr.lock().unwrap()))
+    };
+    let (address, http_address) = (address(), address());
     Served {
         child,
         address,
+        http_address,
         stderr,
     }
 }
@@ -239,7 +260,14 @@ fn the_cli_drives_a_ledger_and_a_tampered_directory_refuses_to_start() {
         db.flush().unwrap();
     }
     let refused = Command::new(BINARY)
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();
@@ -373,4 +401,45 @@ async fn sigterm_under_load_loses_no_acknowledged_event() {
     }
     let (exit, _) = served.terminate();
     assert!(exit.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_http_next_to_grpc_and_logs_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve_with(&dir.path().join("data"), &["--log-format", "json"]);
+    let http = served.http_address.clone();
+    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
+    assert_eq!(common::http_get(&http, "/healthz").await.status, 200);
+    assert_eq!(common::http_get(&http, "/readyz").await.status, 200);
+    let page = common::http_get(&http, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No services are defined yet"));
+    let metrics = common::http_get(&http, "/metrics").await;
+    assert!(
+        metrics.body.contains("uptime_ledger_log_tree_size 1"),
+        "{}",
+        metrics.body
+    );
+    let checkpoint = common::http_get(&http, "/api/v1/checkpoint").await.json();
+    assert_eq!(checkpoint["tree_size"], 1);
+
+    let (exit, stderr) = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(exit.success(), "SIGTERM stops both servers: {stderr}");
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|log| log["fields"]["message"] == "shut down cleanly"),
+        "{stderr}"
+    );
+    let refused = tokio::net::TcpStream::connect(http.trim_start_matches("http://")).await;
+    assert!(refused.is_err(), "the HTTP port is closed after shutdown");
 }

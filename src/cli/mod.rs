@@ -13,7 +13,7 @@ mod submit;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
@@ -25,11 +25,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the ledger (gRPC). Works with no flags: data in ./ledger-data, gRPC on 127.0.0.1:50051.
+    /// Run the ledger. Works with no flags: data in ./ledger-data, gRPC on 127.0.0.1:50051, the
+    /// status page, JSON API and /metrics on http://127.0.0.1:8080.
     Serve(serve::ServeArgs),
     /// Generate an Ed25519 key pair: PATH (PKCS#8 PEM) and PATH.pub (SubjectPublicKeyInfo PEM).
     Keygen(keygen::KeygenArgs),

@@ -11,6 +11,7 @@ use clap::Args;
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
+use uptime_ledger::http::HttpState;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
 
@@ -22,6 +23,9 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
+    /// HTTP listen address: the status page, the JSON API, /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
     /// The log's origin: the checkpoint signer name auditors pin (genesis only).
     #[arg(long)]
     origin: Option<String>,
@@ -92,23 +96,58 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
     let checkpoint = ledger.checkpoint();
     eprintln!("uptime-ledger serving");
     eprintln!("  gRPC:         http://{}", listener.local_addr()?);
+    eprintln!("  status page:  http://{}/", http_listener.local_addr()?);
     eprintln!("  data dir:     {}", args.data_dir.display());
     eprintln!("  tree size:    {}", ledger.tree_size());
     eprintln!("  verifier key: {}", ledger.verifier());
     eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
     println!("{}", ledger.verifier());
 
-    uptime_ledger::rpc::serve(
+    // SIGINT/SIGTERM stops both servers, and so does either one failing; each drains its
+    // in-flight requests.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let when_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|&stop| stop).await;
+        }
+    };
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        }
+    });
+    let http = tokio::spawn({
+        let stop = stop.clone();
+        let server = uptime_ledger::http::serve_http(
+            http_listener,
+            HttpState::new(ledger.clone(), projections.clone()),
+            when_stopped(),
+        );
+        async move {
+            let result = server.await;
+            let _ = stop.send(true);
+            result
+        }
+    });
+    let grpc_result = uptime_ledger::rpc::serve(
         listener,
         ledger.clone(),
         projections.clone(),
-        shutdown_signal(),
+        when_stopped(),
     )
-    .await
-    .context("the gRPC server failed")?;
+    .await;
+    let _ = stop.send(true);
+    grpc_result.context("the gRPC server failed")?;
+    http.await?.context("the HTTP server failed")?;
     projections.shutdown().await;
     ledger.shutdown().await;
     tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");

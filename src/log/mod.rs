@@ -27,6 +27,7 @@ use crate::crypto::{self, SignedItem, SigningContext};
 use crate::domain::{AdminKey, Outcome, RejectReason, Rejection};
 use crate::entry;
 use crate::merkle::{self, Hash, TileSubtreeSource};
+use crate::metrics::LedgerMetrics;
 
 pub use recovery::OpenError;
 pub use registry::{CommandRefusal, Registry};
@@ -104,6 +105,7 @@ pub struct Ledger {
     inbox: Mutex<Option<mpsc::Sender<WriteOp>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     verifier: NoteVerifier,
+    metrics: Arc<LedgerMetrics>,
 }
 
 impl Ledger {
@@ -120,6 +122,7 @@ impl Ledger {
             opened.checkpoint.clone(),
             opened.registry.clone(),
         ));
+        let metrics = Arc::new(LedgerMetrics::new(opened.last_received_at));
         let writer = writer::Writer {
             store: opened.store.clone(),
             shared: shared.clone(),
@@ -134,6 +137,7 @@ impl Ledger {
             last_checkpoint_at: Instant::now() - config.checkpoint_interval,
             checkpoint_interval: config.checkpoint_interval,
             failure: None,
+            metrics: metrics.clone(),
         };
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH);
         let writer_thread = std::thread::Builder::new()
@@ -147,12 +151,18 @@ impl Ledger {
             inbox: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             verifier,
+            metrics,
         }))
     }
 
     /// The key auditors pin: `<origin>+<key id>+<public key>`.
     pub fn verifier(&self) -> &NoteVerifier {
         &self.verifier
+    }
+
+    /// Ingest and writer counters, for `/metrics`.
+    pub fn metrics(&self) -> &LedgerMetrics {
+        &self.metrics
     }
 
     pub fn registry(&self) -> Arc<Registry> {
@@ -180,6 +190,7 @@ impl Ledger {
     /// Judges each observation on its own and answers one outcome per envelope, in order,
     /// once every accepted one is durable.
     pub async fn submit(&self, envelopes: Vec<Envelope>) -> Result<Vec<Outcome>, WriteError> {
+        let started = Instant::now();
         let registry = self.shared.registry();
         let events = if envelopes.len() < INLINE_VERIFY_LIMIT {
             precheck_and_verify(&registry, envelopes)
@@ -190,7 +201,9 @@ impl Ledger {
         };
         let (reply, answer) = oneshot::channel();
         self.send(WriteOp::Observations { events, reply }).await?;
-        answer.await.map_err(|_| stopped())?
+        let outcomes = answer.await.map_err(|_| stopped())??;
+        self.metrics.record_submit(&outcomes, started.elapsed());
+        Ok(outcomes)
     }
 
     /// Verifies and applies one signed admin command.

@@ -30,6 +30,7 @@ use crate::domain::{
 };
 use crate::entry;
 use crate::merkle::{self, TileAppender};
+use crate::metrics::LedgerMetrics;
 use crate::pb;
 
 /// Most events one group commit takes; bounds the batch's memory and latency.
@@ -110,6 +111,7 @@ pub struct Writer {
     pub(super) last_checkpoint_at: Instant,
     pub(super) checkpoint_interval: Duration,
     pub(super) failure: Option<String>,
+    pub(super) metrics: Arc<LedgerMetrics>,
 }
 
 /// Results waiting for the flush before they may be sent.
@@ -257,10 +259,12 @@ impl Writer {
             }
             // The size first: whoever follows checkpoints may read up to the checkpoint's size.
             self.shared.publish_size(new_size);
+            self.metrics.record_commit(appended);
             if let Some((size, note)) = checkpoint {
                 self.checkpointed_size = size;
                 self.last_checkpoint_at = Instant::now();
                 self.shared.publish_checkpoint(size, note);
+                self.metrics.record_checkpoint(self.clock.now_millis());
             }
         }
         if accepted + duplicates + rejected > 0 {
@@ -281,7 +285,12 @@ impl Writer {
     }
 
     fn write_durably(&mut self, batch: AppendBatch) -> Result<(), WriteError> {
-        let result = self.store.append(batch).and_then(|()| self.store.flush());
+        let result = self.store.append(batch).and_then(|()| {
+            let started = Instant::now();
+            let flushed = self.store.flush();
+            self.metrics.record_fsync(started.elapsed());
+            flushed
+        });
         match result {
             Ok(()) => Ok(()),
             Err(StoreError::DiskFull(reason)) => {

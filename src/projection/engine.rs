@@ -35,8 +35,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::mem::size_of;
 
 use super::model::{
-    AvailabilityReport, Incident, Interval, ProbeSummary, ProjectionInput, Quorum, ServiceSpec,
-    State, Status,
+    AvailabilityReport, Incident, Interval, Maintenance, ProbeSummary, ProjectionInput, Quorum,
+    ServiceSpec, State, Status,
 };
 use super::runs::{self, Run};
 use super::semantics::{self, StateMeasures};
@@ -262,6 +262,24 @@ impl Projection {
                         last_observed_at: latest.observed_at,
                         last_status: latest.status,
                     })
+                })
+                .collect(),
+        )
+    }
+
+    /// The service's maintenance windows in scheduling order, each as in force
+    /// (effective start, cut by a cancel); `None` for an undefined service.
+    pub fn maintenance(&self, service_id: &str) -> Option<Vec<Maintenance>> {
+        let service = self.service(service_id)?;
+        Some(
+            service
+                .maintenance
+                .iter()
+                .map(|window| Maintenance {
+                    maintenance_id: window.maintenance_id.clone(),
+                    start: window.effective_start,
+                    end: window.effective_end,
+                    cancelled: window.cancelled,
                 })
                 .collect(),
         )
@@ -1403,6 +1421,30 @@ mod tests {
             [(0, 30_000, D), (30_000, 60_000, M), (60_000, 80_000, X)]
         );
         assert_eq!(ledger.report(0, 30 * SECOND).down_ms, 30_000);
+    }
+
+    #[test]
+    fn maintenance_lists_windows_as_in_force() {
+        let mut ledger = Ledger::new();
+        ledger.define(0, "svc", Quorum::Any, 15 * SECOND, 0.99);
+        ledger.schedule(10 * SECOND, "m1", "svc", 0, 60 * SECOND);
+        ledger.schedule(10 * SECOND, "m2", "svc", 100 * SECOND, 200 * SECOND);
+        ledger.cancel(150 * SECOND, "m2");
+        ledger.schedule(10 * SECOND, "m3", "other", 100 * SECOND, 200 * SECOND);
+        let window = |id: &str, start, end, cancelled| Maintenance {
+            maintenance_id: id.to_string(),
+            start,
+            end,
+            cancelled,
+        };
+        assert_eq!(
+            ledger.projection.maintenance("svc").unwrap(),
+            [
+                window("m1", 10_000, 60_000, false),
+                window("m2", 100_000, 150_000, true)
+            ]
+        );
+        assert_eq!(ledger.projection.maintenance("other"), None);
     }
 
     #[test]

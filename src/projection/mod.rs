@@ -62,7 +62,7 @@ mod reference_tests;
 
 pub use engine::{Projection, ProjectionConfig};
 pub use model::{
-    AvailabilityReport, Incident, Interval, ProbeSummary, ProjectionInput, Quorum, ServiceSpec,
-    State, Status,
+    AvailabilityReport, Incident, Interval, Maintenance, ProbeSummary, ProjectionInput, Quorum,
+    ServiceSpec, State, Status,
 };
 pub use snapshot::DecodeError;

@@ -131,6 +131,16 @@ pub struct Interval {
     pub state: State,
 }
 
+/// A maintenance window of a service as it is in force: `[start, end)` is the effective
+/// window (`max(start, received_at)`, cut by a cancel), so it may be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    pub maintenance_id: String,
+    pub start: i64,
+    pub end: i64,
+    pub cancelled: bool,
+}
+
 /// What the projection knows about one probe of one service: its latest
 /// observation in event time (the highest `observed_at`, ties to the higher log index).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,18 +107,11 @@ pub fn projection_spec_to_pb(spec: &crate::projection::ServiceSpec) -> pb::Servi
     }
 }
 
-pub fn service_summary(
-    projection: &crate::projection::Projection,
-    spec: &crate::projection::ServiceSpec,
-    now: i64,
-) -> pb::ServiceSummary {
-    let (state, since) = projection
-        .state_since(&spec.service_id, now)
-        .unwrap_or((crate::projection::State::Unknown, None));
+pub fn service_summary(service: &crate::query::ServiceStatus) -> pb::ServiceSummary {
     pb::ServiceSummary {
-        spec: Some(projection_spec_to_pb(spec)),
-        state: service_state(state) as i32,
-        state_since: since.map(crate::entry::millis_timestamp),
+        spec: Some(projection_spec_to_pb(&service.spec)),
+        state: service_state(service.state) as i32,
+        state_since: service.since.map(crate::entry::millis_timestamp),
     }
 }
 

@@ -13,7 +13,8 @@ use crate::log::Ledger;
 use crate::pb;
 use crate::pb::query_service_server::QueryService;
 use crate::projector::{Projections, Published};
-use crate::window;
+use crate::query::{self, QueryError};
+use crate::window::WindowSpec;
 
 pub struct QueryApi {
     pub ledger: Arc<Ledger>,
@@ -24,36 +25,22 @@ type StateStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchStatesResponse, Status>> + Send>>;
 
 impl QueryApi {
-    /// Runs `answer` on the published projection, or on the prefix `tree_size` (recomputed
-    /// from the log) when one is asked for and it is not the published one.
+    /// Runs `answer` on the published projection, or on the prefix `tree_size` when one is
+    /// asked for (0 = the published one).
     async fn with_prefix<T: Send + 'static>(
         &self,
         tree_size: u64,
-        answer: impl FnOnce(&Published) -> Result<T, Status> + Send + 'static,
+        answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
     ) -> Result<T, Status> {
-        {
-            let published = self.projections.read();
-            if tree_size == 0 || tree_size == published.tree_size {
-                return answer(&published);
-            }
-        }
-        let ledger = self.ledger.clone();
-        let published =
-            tokio::task::spawn_blocking(move || Projections::at_tree_size(&ledger, tree_size))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(status::read_error)?;
-        answer(&published)
+        let tree_size = (tree_size != 0).then_some(tree_size);
+        query::at_prefix(&self.ledger, &self.projections, tree_size, answer)
+            .await
+            .map_err(status::query_error)
     }
 }
 
-fn resolve_window(window: Option<pb::Window>, as_of: i64) -> Result<(i64, i64), Status> {
-    let spec = convert::window_spec(window).map_err(status::invalid_argument)?;
-    window::resolve(&spec, as_of).map_err(|e| status::invalid_argument(e.to_string()))
-}
-
-fn unknown_service(service_id: &str) -> Status {
-    Status::not_found(format!("service {service_id:?} is not defined"))
+fn window_spec(window: Option<pb::Window>) -> Result<WindowSpec, QueryError> {
+    convert::window_spec(window).map_err(QueryError::BadWindow)
 }
 
 fn prefix(published: &Published) -> Option<pb::LogPrefix> {
@@ -71,10 +58,9 @@ impl QueryService for QueryApi {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let now = self.projections.now();
         let published = self.projections.read();
-        let services = published
-            .projection
-            .services()
-            .map(|spec| convert::service_summary(&published.projection, spec, now))
+        let services = query::services(&published, now)
+            .iter()
+            .map(convert::service_summary)
             .collect();
         Ok(Response::new(pb::ListServicesResponse {
             services,
@@ -90,10 +76,7 @@ impl QueryService for QueryApi {
         let now = self.projections.now();
         let registry = self.ledger.registry();
         let published = self.projections.read();
-        let spec = published
-            .projection
-            .spec(&service_id)
-            .ok_or_else(|| unknown_service(&service_id))?;
+        let service = query::service(&published, &service_id, now).map_err(status::query_error)?;
         let probes = published
             .projection
             .probes_for(&service_id)
@@ -102,7 +85,7 @@ impl QueryService for QueryApi {
             .map(|probe| convert::probe_report(probe, &registry))
             .collect();
         Ok(Response::new(pb::GetServiceResponse {
-            service: Some(convert::service_summary(&published.projection, spec, now)),
+            service: Some(convert::service_summary(&service)),
             probes,
             prefix: prefix(&published),
         }))
@@ -115,11 +98,8 @@ impl QueryService for QueryApi {
         let request = request.into_inner();
         let report = self
             .with_prefix(request.tree_size, move |published| {
-                let (start, end) = resolve_window(request.window, published.as_of)?;
-                let report = published
-                    .projection
-                    .report(&request.service_id, start, end)
-                    .ok_or_else(|| unknown_service(&request.service_id))?;
+                let window = window_spec(request.window)?;
+                let report = query::availability(published, &request.service_id, &window)?;
                 Ok(convert::availability_report(
                     &request.service_id,
                     &report,
@@ -139,15 +119,12 @@ impl QueryService for QueryApi {
         let request = request.into_inner();
         let response = self
             .with_prefix(request.tree_size, move |published| {
-                let (start, end) = resolve_window(request.window, published.as_of)?;
-                let incidents = published
-                    .projection
-                    .incidents(&request.service_id, start, end)
-                    .ok_or_else(|| unknown_service(&request.service_id))?;
+                let window = window_spec(request.window)?;
+                let incidents = query::incidents(published, &request.service_id, &window)?;
                 Ok(pb::ListIncidentsResponse {
-                    start: Some(crate::entry::millis_timestamp(start)),
-                    end: Some(crate::entry::millis_timestamp(end)),
-                    incidents: incidents.into_iter().map(convert::incident).collect(),
+                    start: Some(crate::entry::millis_timestamp(incidents.start)),
+                    end: Some(crate::entry::millis_timestamp(incidents.end)),
+                    incidents: incidents.value.into_iter().map(convert::incident).collect(),
                     prefix: prefix(published),
                 })
             })
@@ -161,15 +138,17 @@ impl QueryService for QueryApi {
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
         let request = request.into_inner();
         let published = self.projections.read();
-        let (start, end) = resolve_window(request.window, published.as_of)?;
-        let intervals = published
-            .projection
-            .timeline(&request.service_id, start, end)
-            .ok_or_else(|| unknown_service(&request.service_id))?;
+        let timeline = window_spec(request.window)
+            .and_then(|window| query::timeline(&published, &request.service_id, &window))
+            .map_err(status::query_error)?;
         Ok(Response::new(pb::GetTimelineResponse {
-            start: Some(crate::entry::millis_timestamp(start)),
-            end: Some(crate::entry::millis_timestamp(end)),
-            intervals: intervals.into_iter().map(convert::state_interval).collect(),
+            start: Some(crate::entry::millis_timestamp(timeline.start)),
+            end: Some(crate::entry::millis_timestamp(timeline.end)),
+            intervals: timeline
+                .value
+                .into_iter()
+                .map(convert::state_interval)
+                .collect(),
             prefix: prefix(&published),
         }))
     }

@@ -4,6 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::log::{ApplyError, CommandRefusal, ReadError, WriteError};
+use crate::query::QueryError;
 
 pub fn write_error(error: WriteError) -> Status {
     match error {
@@ -31,6 +32,14 @@ pub fn read_error(error: ReadError) -> Status {
         ReadError::OutOfRange(message) => Status::out_of_range(message),
         ReadError::NotFound(message) => Status::not_found(message),
         ReadError::Storage(message) => Status::internal(message),
+    }
+}
+
+pub fn query_error(error: QueryError) -> Status {
+    match error {
+        QueryError::UnknownService(_) => Status::not_found(error.to_string()),
+        QueryError::BadWindow(message) => Status::invalid_argument(message),
+        QueryError::Prefix(read) => read_error(read),
     }
 }
 

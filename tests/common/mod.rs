@@ -1,14 +1,16 @@
 //! Shared setup for the integration tests: a real ledger (real sled in a temporary
-//! directory, real keys) served over real gRPC on 127.0.0.1:0, with a manual clock.
+//! directory, real keys) served over real gRPC and HTTP on 127.0.0.1:0, with a manual clock.
 
 #![allow(dead_code)]
+
+pub mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -38,9 +40,11 @@ pub struct TestLedger {
     ledger: Option<Arc<Ledger>>,
     projections: Option<Arc<Projections>>,
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the HTTP server (status page, JSON API, /metrics).
+    pub http_address: String,
     pub admin: SigningKey,
     ledger_key: SigningKey,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     server: Option<JoinHandle<()>>,
     pub admin_seq: u64,
     _temp: Option<tempfile::TempDir>,
@@ -57,6 +61,25 @@ impl TestLedger {
         ledger
     }
 
+    /// A fresh ledger whose genesis accepts observations up to `max_lateness` old, so that
+    /// a test can backfill history.
+    pub async fn start_with_max_lateness(max_lateness: Duration) -> TestLedger {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let ledger = open_with(
+            &dir,
+            clock.clone(),
+            &key(200),
+            &key(201),
+            Some(max_lateness),
+        )
+        .expect("the ledger opens");
+        let mut ledger = TestLedger::serve_opened(&dir, clock, ledger, key(200), key(201)).await;
+        ledger._temp = Some(temp);
+        ledger
+    }
+
     pub async fn start_in(
         dir: &Path,
         clock: Arc<ManualClock>,
@@ -64,14 +87,26 @@ impl TestLedger {
         admin: SigningKey,
     ) -> TestLedger {
         let ledger = open(dir, clock.clone(), &ledger_key, &admin).expect("the ledger opens");
+        TestLedger::serve_opened(dir, clock, ledger, ledger_key, admin).await
+    }
+
+    async fn serve_opened(
+        dir: &Path,
+        clock: Arc<ManualClock>,
+        ledger: Arc<Ledger>,
+        ledger_key: SigningKey,
+        admin: SigningKey,
+    ) -> TestLedger {
         let projections = start_projections(&ledger, dir, clock.clone(), false);
-        let (address, stop, server) = serve(ledger.clone(), projections.clone()).await;
+        let (address, http_address, stop, server) =
+            serve(ledger.clone(), projections.clone()).await;
         TestLedger {
             dir: dir.to_owned(),
             clock,
             ledger: Some(ledger),
             projections: Some(projections),
             address,
+            http_address,
             admin,
             ledger_key,
             stop: Some(stop),
@@ -109,15 +144,16 @@ impl TestLedger {
         let projections = start_projections(&ledger, &self.dir, self.clock.clone(), rebuild);
         self.ledger = Some(ledger);
         self.projections = Some(projections.clone());
-        let (address, stop, server) = serve(self.ledger().clone(), projections).await;
+        let (address, http_address, stop, server) = serve(self.ledger().clone(), projections).await;
         self.address = address;
+        self.http_address = http_address;
         self.stop = Some(stop);
         self.server = Some(server);
     }
 
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap();
@@ -265,6 +301,16 @@ pub fn open(
     ledger_key: &SigningKey,
     admin: &SigningKey,
 ) -> Result<Arc<Ledger>, uptime_ledger::log::OpenError> {
+    open_with(dir, clock, ledger_key, admin, None)
+}
+
+fn open_with(
+    dir: &Path,
+    clock: Arc<ManualClock>,
+    ledger_key: &SigningKey,
+    admin: &SigningKey,
+    max_lateness: Option<Duration>,
+) -> Result<Arc<Ledger>, uptime_ledger::log::OpenError> {
     Ledger::open(LedgerConfig {
         data_dir: dir.to_owned(),
         ledger_key: ledger_key.clone(),
@@ -274,7 +320,7 @@ pub fn open(
                 name: "admin".into(),
                 public_key: admin.verifying_key(),
             }]),
-            max_lateness: None,
+            max_lateness,
             max_skew: None,
         },
         checkpoint_interval: Duration::from_millis(50),
@@ -301,21 +347,81 @@ pub fn start_projections(
     .expect("the projections start")
 }
 
+/// Serves gRPC and HTTP on two ports of 127.0.0.1; both stop when `true` is sent.
 async fn serve(
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
-) -> (String, oneshot::Sender<()>, JoinHandle<()>) {
+) -> (String, String, watch::Sender<bool>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_address = format!("http://{}", http_listener.local_addr().unwrap());
+    let (stop, stopped) = watch::channel(false);
+    let when_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|&stop| stop).await;
+        }
+    };
+    let http = uptime_ledger::http::serve_http(
+        http_listener,
+        uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone()),
+        when_stopped(),
+    );
+    let grpc = uptime_ledger::rpc::serve(listener, ledger, projections, when_stopped());
     let server = tokio::spawn(async move {
-        uptime_ledger::rpc::serve(listener, ledger, projections, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
+        let (grpc, http) = tokio::join!(grpc, http);
+        grpc.unwrap();
+        http.unwrap();
     });
-    (address, stop, server)
+    (address, http_address, stop, server)
+}
+
+/// An HTTP response as the tests look at it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `GET address + path` over a real HTTP/1.1 connection.
+pub async fn http_get(address: &str, path: &str) -> HttpResponse {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client: Client<_, Empty<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .get(format!("{address}{path}").parse().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    HttpResponse {
+        status,
+        content_type,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+impl TestLedger {
+    /// `GET path` from this ledger's HTTP server.
+    pub async fn http_get(&self, path: &str) -> HttpResponse {
+        http_get(&self.http_address, path).await
+    }
 }
 
 /// An observation by `probe_id` of `service_id`, signed with `probe_key`.

@@ -1,0 +1,195 @@
+//! The HTTP edge (axum): the public status page, the JSON API, Prometheus `/metrics`,
+//! `/healthz` and `/readyz`, served next to gRPC from the same ledger and projections.
+//!
+//! - [`view`]: the pages as plain values, computed from one published prefix (pure);
+//! - `pages`: the HTML handlers and their compiled templates (`templates/`);
+//! - [`api`]: the JSON handlers under `/api/v1/`;
+//! - [`params`]: window and prefix query parameters, and how times are written;
+//! - `error`: every error → status code + JSON or HTML, in one place.
+//!
+//! Every page and answer is computed under one read of the published projection, so it
+//! reflects exactly one checkpointed prefix and names it.
+
+pub mod api;
+mod error;
+mod pages;
+pub mod params;
+pub mod view;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::log::Ledger;
+use crate::projector::{Projections, Published};
+use crate::query::{self, QueryError};
+
+pub use error::HttpError;
+
+/// What every handler reads. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpState {
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    /// Built once: the ledger's counters plus the gauges read on each scrape.
+    metrics: Arc<prometheus_client::registry::Registry>,
+    /// The checkpoint verifier key, shown on every page.
+    verifier_key: String,
+    /// Answering from an earlier prefix replays the log from the start, and the API is
+    /// public: such replays run one at a time, later ones wait.
+    replays: Arc<tokio::sync::Semaphore>,
+}
+
+impl HttpState {
+    pub fn new(ledger: Arc<Ledger>, projections: Arc<Projections>) -> HttpState {
+        let metrics = crate::metrics::registry(ledger.clone(), projections.clone());
+        HttpState {
+            verifier_key: ledger.verifier().to_string(),
+            ledger,
+            projections,
+            metrics: Arc::new(metrics),
+            replays: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time.
+    async fn at_prefix<T: Send + 'static>(
+        &self,
+        tree_size: Option<u64>,
+        answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let _replay = match tree_size {
+            Some(_) => Some(
+                self.replays
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed"),
+            ),
+            None => None,
+        };
+        query::at_prefix(&self.ledger, &self.projections, tree_size, answer).await
+    }
+}
+
+/// Serves the HTTP routes on `listener` until `shutdown` resolves, then stops accepting and
+/// lets in-flight requests finish.
+pub async fn serve_http(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("HTTP server: stopped accepting, finishing in-flight requests");
+        })
+        .await
+}
+
+/// Every route. Public so that tests (and the demo) can serve it however they like.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/services/{service_id}", get(pages::service))
+        .route("/api/v1/services", get(api::services))
+        .route("/api/v1/services/{service_id}", get(api::service))
+        .route(
+            "/api/v1/services/{service_id}/availability",
+            get(api::availability),
+        )
+        .route(
+            "/api/v1/services/{service_id}/incidents",
+            get(api::incidents),
+        )
+        .route("/api/v1/services/{service_id}/timeline", get(api::timeline))
+        .route("/api/v1/checkpoint", get(api::checkpoint))
+        .route("/api/{*rest}", get(api::not_found))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/assets/status.css", get(stylesheet))
+        .route("/assets/status.js", get(script))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_and_secure))
+        .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let text = crate::metrics::encode(&state.metrics);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `GET /healthz`: the process is up and serving HTTP.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the ledger accepts writes (503 with the reason once a failed flush has
+/// stopped them; reads keep working, but probes should go elsewhere).
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.ledger.write_failure() {
+        None => "ready\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the ledger stopped accepting writes: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/status.css"))
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/status.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found() -> error::PageError {
+    error::PageError(HttpError::not_found("There is no page at this address."))
+}
+
+/// Logs each request at debug level and sets headers every answer should carry: no
+/// framing, no MIME sniffing, scripts and styles only from this server.
+async fn log_and_secure(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "http");
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
