@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: C2SP signed-note checkpoints — pure;
 //! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
 //! - [`rpc`]: the gRPC services (protobuf types stop there);
+//! - [`probe`]: the probe agent: checks, signing, the spool, delivery;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
@@ -27,5 +28,6 @@ pub mod entry;
 pub mod log;
 pub mod merkle;
 pub mod pb;
+pub mod probe;
 pub mod projection;
 pub mod rpc;

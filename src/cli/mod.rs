@@ -3,6 +3,7 @@
 mod admin;
 mod keygen;
 mod log;
+mod probe;
 mod serve;
 mod submit;
 
@@ -33,6 +34,8 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Look at the log: its checkpoint, its entries, and a full verification.
     Log(log::LogArgs),
+    /// Run the probe agent: check services from a config file, sign, spool and deliver.
+    Probe(probe::ProbeArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 
