@@ -3,71 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::serve;
 use common::{accepted, observation};
 use uptime_ledger::crypto;
 use uptime_ledger::domain::Status;
 use uptime_ledger::pb;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
-
-/// A running `uptime-ledger serve`, with its stderr collected.
-struct Served {
-    child: Child,
-    address: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-fn serve(data_dir: &Path) -> Served {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (address_tx, address_rx) = std::sync::mpsc::channel();
-    let reader = BufReader::new(child.stderr.take().unwrap());
-    let collected = stderr.clone();
-    std::thread::spawn(move || {
-        for line in reader.lines().map_while(Result::ok) {
-            if let Some(address) = line.trim().strip_prefix("gRPC:") {
-                let _ = address_tx.send(address.trim().to_owned());
-            }
-            collected.lock().unwrap().push_str(&line);
-            collected.lock().unwrap().push('\n');
-        }
-    });
-    let address = address_rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("serve did not start: {}", stderr.lock().unwrap()));
-    Served {
-        child,
-        address,
-        stderr,
-    }
-}
-
-impl Served {
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let stderr = self.stderr.lock().unwrap().clone();
-        (exit, stderr)
-    }
-}
+const BINARY: &str = common::process::BINARY;
 
 fn cli(args: &[&str]) -> std::process::Output {
     Command::new(BINARY).args(args).output().unwrap()

@@ -177,7 +177,7 @@ impl Delivery {
                         seq,
                         service_id,
                         reason = reason.map_or("unknown", RejectReason::as_str),
-                        message,
+                        explanation = %message,
                         "the ledger rejected an observation; it is moved to the dead letters and not sent again"
                     );
                 }
