@@ -229,6 +229,44 @@ async fn tcp_attempt(address: &str) -> Result<String, String> {
 /// Says in a few words why a request or connection failed, looking through the whole
 /// chain of causes (reqwest → hyper → io → rustls) for the one that explains it.
 pub fn describe_failure(error: &(dyn StdError + 'static)) -> String {
+    if let Some(known) = known_cause(error) {
+        return known;
+    }
+    let chain: Vec<String> = causes(error).iter().map(ToString::to_string).collect();
+    let innermost = chain.last().cloned().unwrap_or_default();
+    if chain.iter().any(|text| text.contains("dns error")) {
+        format!("DNS: {innermost}")
+    } else {
+        chain.join(": ")
+    }
+}
+
+/// The cause a person would name (`connection refused`, `TLS: certificate expired`), if
+/// the chain holds one this module recognizes.
+pub fn known_cause(error: &(dyn StdError + 'static)) -> Option<String> {
+    let causes = causes(error);
+    for cause in &causes {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+    }
+    causes.iter().find_map(|cause| {
+        let known = match cause.downcast_ref::<io::Error>()?.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::ConnectionReset => "connection reset",
+            io::ErrorKind::ConnectionAborted => "connection aborted",
+            io::ErrorKind::TimedOut => "connect timed out",
+            io::ErrorKind::HostUnreachable => "host unreachable",
+            io::ErrorKind::NetworkUnreachable => "network unreachable",
+            io::ErrorKind::UnexpectedEof => "connection closed early",
+            _ => return None,
+        };
+        Some(known.to_owned())
+    })
+}
+
+/// `error` and its causes, outermost first.
+fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
     let mut causes = Vec::new();
     let mut current = Some(error);
     while let Some(cause) = current {
@@ -242,33 +280,7 @@ pub fn describe_failure(error: &(dyn StdError + 'static)) -> String {
         }
         current = cause.source();
     }
-    for cause in &causes {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return describe_tls(tls);
-        }
-    }
-    for cause in &causes {
-        if let Some(io) = cause.downcast_ref::<io::Error>() {
-            let known = match io.kind() {
-                io::ErrorKind::ConnectionRefused => "connection refused",
-                io::ErrorKind::ConnectionReset => "connection reset",
-                io::ErrorKind::ConnectionAborted => "connection aborted",
-                io::ErrorKind::TimedOut => "connect timed out",
-                io::ErrorKind::HostUnreachable => "host unreachable",
-                io::ErrorKind::NetworkUnreachable => "network unreachable",
-                io::ErrorKind::UnexpectedEof => "connection closed early",
-                _ => continue,
-            };
-            return known.into();
-        }
-    }
-    let chain: Vec<String> = causes.iter().map(ToString::to_string).collect();
-    let innermost = chain.last().cloned().unwrap_or_default();
-    if chain.iter().any(|text| text.contains("dns error")) {
-        format!("DNS: {innermost}")
-    } else {
-        chain.join(": ")
-    }
+    causes
 }
 
 fn describe_tls(error: &rustls::Error) -> String {

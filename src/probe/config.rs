@@ -495,6 +495,19 @@ timeout = "5s"
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme
+            .find("## Run a probe")
+            .expect("the README has the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + section[start..].find("```").expect("the block ends");
+        let config = parse_example(&section[start..end]).unwrap();
+        assert_eq!(config.checks.len(), 2);
+        assert_eq!(config.checks[1].max_latency, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
     fn absolute_paths_stay_absolute() {
         let text = EXAMPLE.replace("\"probe.pem\"", "\"/keys/probe.pem\"");
         assert_eq!(

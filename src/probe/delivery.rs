@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use super::checks::describe_failure;
+use super::checks::{describe_failure, known_cause};
 use super::spool::{Settlement, Spool, SpoolError, SpooledObservation};
 use super::Counters;
 use crate::client;
@@ -151,7 +151,10 @@ impl Delivery {
                     humantime::format_duration(SUBMIT_TIMEOUT)
                 )
             })?
-            .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
+            .map_err(|status| {
+                known_cause(&status)
+                    .unwrap_or_else(|| format!("{:?}: {}", status.code(), status.message()))
+            })?;
         settlements(batch, &response.into_inner().acks)
     }
 

@@ -626,8 +626,7 @@ fn open_dead_letter(dir: &Path) -> Result<(File, Option<u64>), SpoolError> {
     }
     let last_seq = tail[..complete]
         .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .next_back()
+        .rfind(|line| !line.is_empty())
         .and_then(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
         .and_then(|letter| letter.get("seq").and_then(serde_json::Value::as_u64));
     Ok((file, last_seq))
@@ -785,7 +784,7 @@ mod tests {
             let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
             file.write_all(torn).unwrap();
             drop(file);
-            let mut spool = Spool::open(config(dir.path(), 100, DEFAULT_SEGMENT_BYTES), 1).unwrap();
+            let spool = Spool::open(config(dir.path(), 100, DEFAULT_SEGMENT_BYTES), 1).unwrap();
             assert_eq!(fs::metadata(&segment).unwrap().len(), intact);
             assert_eq!(pending_seqs(&spool), vec![1, 2, 3]);
             assert_eq!(spool.next_seq(), 4);
