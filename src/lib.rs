@@ -20,6 +20,7 @@
 //!   recomputed reports compared with the server's) — pure;
 //! - [`http`]: the status page, the JSON API, `/metrics`, health and readiness;
 //! - [`metrics`]: Prometheus counters and scrape-time gauges;
+//! - [`probe`]: the probe agent: checks, signing, the spool, delivery;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
@@ -37,6 +38,7 @@ pub mod log;
 pub mod merkle;
 pub mod metrics;
 pub mod pb;
+pub mod probe;
 pub mod projection;
 pub mod projector;
 pub mod query;

@@ -6,6 +6,7 @@ mod bench;
 mod export;
 mod keygen;
 mod log;
+mod probe;
 mod report;
 mod serve;
 mod submit;
@@ -59,6 +60,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Decoded entries of a log range as JSON Lines or CSV, for auditors' own tools.
     Export(export::ExportArgs),
+    /// Run the probe agent: check services from a config file, sign, spool and deliver.
+    Probe(probe::ProbeArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Export(args) => export::run(args).await,
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 

@@ -1,0 +1,159 @@
+//! The real binary as a child process, with its stderr collected: `serve` on a chosen
+//! address, or any other subcommand (the probe agent). A child still running when its
+//! handle is dropped (a failed test) is killed, so no process outlives its test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
+
+/// A running child of the binary.
+pub struct Process {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `command` (built on [`BINARY`]) with stdout discarded and stderr collected.
+    pub fn spawn(mut command: Command) -> Process {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut collected = collected.lock().unwrap();
+                collected.push_str(&line);
+                collected.push('\n');
+            }
+        });
+        Process {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Polls stderr until `find` returns something, for at most `timeout`.
+    pub fn wait_for_stderr<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut find: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = find(&self.stderr()) {
+                return found;
+            }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(found) = find(&self.stderr()) {
+                    return found;
+                }
+                panic!("exited ({exit}) before {what}:\n{}", self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns it with all of stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait()
+    }
+
+    /// Sends SIGKILL: the process gets no chance to finish anything.
+    pub fn kill(mut self) -> (ExitStatus, String) {
+        self.child.kill().unwrap();
+        self.wait()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self) -> (ExitStatus, String) {
+        let exit = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (exit, self.stderr())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Does nothing for a child that was already waited for.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `uptime-ledger serve`.
+pub struct Served {
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`, as printed by `serve`.
+    pub address: String,
+}
+
+/// `serve` on a free port with no other flags.
+pub fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, "127.0.0.1:0", &[])
+}
+
+/// `serve --grpc-addr GRPC_ADDR --http-addr 127.0.0.1:0 --data-dir DATA_DIR EXTRA…`, once
+/// it is serving (HTTP on a free port, so tests never collide on the default 8080).
+pub fn serve_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Served {
+    let mut command = Command::new(BINARY);
+    command
+        .args([
+            "serve",
+            "--grpc-addr",
+            grpc_addr,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra);
+    let mut process = Process::spawn(command);
+    let address = process.wait_for_stderr("gRPC address", Duration::from_secs(60), |stderr| {
+        stderr
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("gRPC:"))
+            .map(|address| address.trim().to_owned())
+    });
+    Served { process, address }
+}
+
+impl Served {
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.process.terminate()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
