@@ -4,7 +4,7 @@
 //! them as the reference for producing valid envelopes.
 
 use ed25519_dalek::SigningKey;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
 use crate::crypto::{self, SigningContext};
@@ -16,17 +16,19 @@ use crate::pb::log_service_client::LogServiceClient;
 use crate::projection::{AvailabilityReport, Incident};
 use crate::window::WindowSpec;
 
-/// Connects to `address` (`http://host:port`, or `host:port`).
+/// Connects to `address` (`http://host:port`, `https://host:port`, or `host:port`). An
+/// `https` address uses TLS, trusting the Mozilla root certificates built into the binary.
 pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {
     let uri = if address.contains("://") {
         address.to_owned()
     } else {
         format!("http://{address}")
     };
-    Endpoint::from_shared(uri)?
-        .tcp_nodelay(true)
-        .connect()
-        .await
+    let mut endpoint = Endpoint::from_shared(uri)?.tcp_nodelay(true);
+    if endpoint.uri().scheme_str() == Some("https") {
+        endpoint = endpoint.tls_config(ClientTlsConfig::new().with_webpki_roots())?;
+    }
+    endpoint.connect().await
 }
 
 pub fn sign_observation(key: &SigningKey, observation: &Observation) -> pb::SignedObservation {
