@@ -31,6 +31,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod clock;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod entry;
 pub mod http;

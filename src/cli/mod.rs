@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod demo;
 mod export;
 mod keygen;
 mod log;
@@ -31,6 +32,17 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+impl Cli {
+    /// The log filter when `RUST_LOG` is not set: `info`, except that the demo keeps its
+    /// terminal for the probes' state changes and for warnings.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => "warn,uptime_ledger::probe::agent=info",
+            _ => "info",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -39,6 +51,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Try it: a ledger, six simulated government services with scripted outages, three
+    /// in-process probes, a few days of backfilled history and the status page on
+    /// http://127.0.0.1:8080. Runs until Ctrl-C.
+    Demo(demo::DemoArgs),
     /// Run the ledger. Works with no flags: data in ./ledger-data, gRPC on 127.0.0.1:50051, the
     /// status page, JSON API and /metrics on http://127.0.0.1:8080.
     Serve(serve::ServeArgs),
@@ -66,6 +82,7 @@ enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Admin(args) => admin::run(args).await,

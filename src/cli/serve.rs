@@ -19,139 +19,190 @@ use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANG
 pub struct ServeArgs {
     /// Where the log and the generated keys live.
     #[arg(long, default_value = "ledger-data")]
-    data_dir: PathBuf,
+    pub(super) data_dir: PathBuf,
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:50051")]
-    grpc_addr: SocketAddr,
+    pub(super) grpc_addr: SocketAddr,
     /// HTTP listen address: the status page, the JSON API, /metrics, /healthz, /readyz.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    http_addr: SocketAddr,
+    pub(super) http_addr: SocketAddr,
     /// The log's origin: the checkpoint signer name auditors pin (genesis only).
     #[arg(long)]
-    origin: Option<String>,
+    pub(super) origin: Option<String>,
     /// An admin key, NAME=PUBKEY.pem (repeatable; genesis only). Without it, a key named
     /// `admin` is generated in DATA_DIR/keys on first start.
     #[arg(long = "admin-key", value_name = "NAME=PUBKEY.pem")]
-    admin_keys: Vec<String>,
+    pub(super) admin_keys: Vec<String>,
     /// How far back an observation may be dated, e.g. 1h (genesis only; default 1h).
     #[arg(long, value_parser = humantime::parse_duration)]
-    max_lateness: Option<Duration>,
+    pub(super) max_lateness: Option<Duration>,
     /// How far ahead of the ledger's clock an observation may be dated (genesis only; default 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
-    max_skew: Option<Duration>,
+    pub(super) max_skew: Option<Duration>,
     /// Ignore the projection snapshot and rebuild projections from the log.
     #[arg(long)]
-    rebuild_projections: bool,
+    pub(super) rebuild_projections: bool,
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
-    checkpoint_interval: Duration,
+    pub(super) checkpoint_interval: Duration,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
-        bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
-    }
-    let keys_dir = args.data_dir.join("keys");
-    std::fs::create_dir_all(&keys_dir)
-        .with_context(|| format!("cannot create {}", keys_dir.display()))?;
-    let ledger_key_path = keys_dir.join("ledger.pem");
-    let ledger_key = if ledger_key_path.exists() {
-        crypto::read_signing_key(&ledger_key_path)?
-    } else {
-        let key = crypto::generate_key_files(&ledger_key_path)?;
-        eprintln!(
-            "generated the ledger's checkpoint key: {}",
-            ledger_key_path.display()
-        );
-        key
-    };
-    let admin_keys = admin_keys(&args, &keys_dir)?;
-    let config = LedgerConfig {
-        data_dir: args.data_dir.clone(),
-        ledger_key,
-        genesis: GenesisParams {
-            origin: args.origin.clone(),
-            admin_keys,
-            max_lateness: args.max_lateness,
-            max_skew: args.max_skew,
-        },
-        checkpoint_interval: args.checkpoint_interval,
-        clock: Arc::new(SystemClock),
-    };
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(config))
-        .await?
-        .with_context(|| format!("cannot open the ledger in {}", args.data_dir.display()))?;
-    let projector_config = ProjectorConfig {
-        data_dir: args.data_dir.clone(),
-        rebuild: args.rebuild_projections,
-        snapshot_interval: Duration::from_secs(10),
-        clock: Arc::new(SystemClock),
-        state_change_buffer: DEFAULT_STATE_CHANGE_BUFFER,
-    };
-    let projections = {
-        let ledger = ledger.clone();
-        tokio::task::block_in_place(move || Projections::start(ledger, projector_config))
-            .context("cannot start the projections")?
-    };
-    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
-    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
-    let checkpoint = ledger.checkpoint();
-    eprintln!("uptime-ledger serving");
-    eprintln!("  gRPC:         http://{}", listener.local_addr()?);
-    eprintln!("  status page:  http://{}/", http_listener.local_addr()?);
-    eprintln!("  data dir:     {}", args.data_dir.display());
-    eprintln!("  tree size:    {}", ledger.tree_size());
-    eprintln!("  verifier key: {}", ledger.verifier());
-    eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
-    println!("{}", ledger.verifier());
+    let server = Server::open(&args).await?;
+    server.print_banner("uptime-ledger serving", &args.data_dir)?;
+    println!("{}", server.ledger.verifier());
+    server.serve_until(shutdown_signal()).await
+}
 
-    // SIGINT/SIGTERM stops both servers, and so does either one failing; each drains its
-    // in-flight requests.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let when_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|&stop| stop).await;
+/// An open ledger with its projections and both listeners bound, not yet serving.
+pub(super) struct Server {
+    pub ledger: Arc<Ledger>,
+    pub projections: Arc<Projections>,
+    grpc_listener: tokio::net::TcpListener,
+    http_listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Opens (or creates) the ledger in `args.data_dir`, starts its projections and binds
+    /// both listeners.
+    pub async fn open(args: &ServeArgs) -> anyhow::Result<Server> {
+        if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
+            bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
         }
-    };
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        }
-    });
-    let http = tokio::spawn({
-        let stop = stop.clone();
-        let server = uptime_ledger::http::serve_http(
+        let keys_dir = args.data_dir.join("keys");
+        std::fs::create_dir_all(&keys_dir)
+            .with_context(|| format!("cannot create {}", keys_dir.display()))?;
+        let ledger_key_path = keys_dir.join("ledger.pem");
+        let ledger_key = if ledger_key_path.exists() {
+            crypto::read_signing_key(&ledger_key_path)?
+        } else {
+            let key = crypto::generate_key_files(&ledger_key_path)?;
+            eprintln!(
+                "generated the ledger's checkpoint key: {}",
+                ledger_key_path.display()
+            );
+            key
+        };
+        let admin_keys = admin_keys(args, &keys_dir)?;
+        let config = LedgerConfig {
+            data_dir: args.data_dir.clone(),
+            ledger_key,
+            genesis: GenesisParams {
+                origin: args.origin.clone(),
+                admin_keys,
+                max_lateness: args.max_lateness,
+                max_skew: args.max_skew,
+            },
+            checkpoint_interval: args.checkpoint_interval,
+            clock: Arc::new(SystemClock),
+        };
+        let data_dir = args.data_dir.clone();
+        let ledger = tokio::task::spawn_blocking(move || Ledger::open(config))
+            .await?
+            .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+        let projector_config = ProjectorConfig {
+            data_dir: args.data_dir.clone(),
+            rebuild: args.rebuild_projections,
+            snapshot_interval: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
+            state_change_buffer: DEFAULT_STATE_CHANGE_BUFFER,
+        };
+        let projections = {
+            let ledger = ledger.clone();
+            tokio::task::block_in_place(move || Projections::start(ledger, projector_config))
+                .context("cannot start the projections")?
+        };
+        let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
+        let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.http_addr))?;
+        Ok(Server {
+            ledger,
+            projections,
+            grpc_listener,
             http_listener,
-            HttpState::new(ledger.clone(), projections.clone()),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc_listener.local_addr()
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http_listener.local_addr()
+    }
+
+    /// Where it serves and what it holds, on stderr.
+    pub fn print_banner(&self, title: &str, data_dir: &Path) -> anyhow::Result<()> {
+        let checkpoint = self.ledger.checkpoint();
+        eprintln!("{title}");
+        eprintln!("  gRPC:         http://{}", self.grpc_addr()?);
+        eprintln!("  status page:  http://{}/", self.http_addr()?);
+        eprintln!("  data dir:     {}", data_dir.display());
+        eprintln!("  tree size:    {}", self.ledger.tree_size());
+        eprintln!("  verifier key: {}", self.ledger.verifier());
+        eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
+        Ok(())
+    }
+
+    /// Serves gRPC and HTTP until `shutdown` resolves (or either server fails), drains
+    /// in-flight requests, then stops the projections and the ledger.
+    pub async fn serve_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            ledger,
+            projections,
+            grpc_listener,
+            http_listener,
+        } = self;
+        // `shutdown` stops both servers, and so does either one failing; each drains its
+        // in-flight requests.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let when_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }
+        };
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            }
+        });
+        let http = tokio::spawn({
+            let stop = stop.clone();
+            let server = uptime_ledger::http::serve_http(
+                http_listener,
+                HttpState::new(ledger.clone(), projections.clone()),
+                when_stopped(),
+            );
+            async move {
+                let result = server.await;
+                let _ = stop.send(true);
+                result
+            }
+        });
+        let grpc_result = uptime_ledger::rpc::serve(
+            grpc_listener,
+            ledger.clone(),
+            projections.clone(),
             when_stopped(),
-        );
-        async move {
-            let result = server.await;
-            let _ = stop.send(true);
-            result
-        }
-    });
-    let grpc_result = uptime_ledger::rpc::serve(
-        listener,
-        ledger.clone(),
-        projections.clone(),
-        when_stopped(),
-    )
-    .await;
-    let _ = stop.send(true);
-    grpc_result.context("the gRPC server failed")?;
-    http.await?.context("the HTTP server failed")?;
-    projections.shutdown().await;
-    ledger.shutdown().await;
-    tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");
-    Ok(())
+        )
+        .await;
+        let _ = stop.send(true);
+        grpc_result.context("the gRPC server failed")?;
+        http.await?.context("the HTTP server failed")?;
+        projections.shutdown().await;
+        ledger.shutdown().await;
+        tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");
+        Ok(())
+    }
 }
 
 /// The genesis admin keys: from `--admin-key`, else the generated `admin` key for a new log,

@@ -268,7 +268,7 @@ impl Writer {
             }
         }
         if accepted + duplicates + rejected > 0 {
-            tracing::info!(
+            tracing::debug!(
                 accepted,
                 duplicates,
                 rejected,

@@ -157,3 +157,45 @@ impl Served {
         self.address.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
+
+/// A running `uptime-ledger demo`.
+pub struct Demo {
+    pub process: Process,
+    /// `http://127.0.0.1:PORT` of the status page and JSON API.
+    pub http: String,
+    /// `http://127.0.0.1:PORT` of the gRPC services.
+    pub grpc: String,
+}
+
+/// `demo --data-dir DATA_DIR --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 EXTRA…`, once
+/// its banner says it is running (after setup and backfill).
+pub fn demo(data_dir: &Path, extra: &[&str]) -> Demo {
+    let mut command = Command::new(BINARY);
+    command
+        .args([
+            "demo",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
+    let mut process = Process::spawn(command);
+    let (http, grpc) = process.wait_for_stderr("demo banner", Duration::from_secs(120), |stderr| {
+        let banner = stderr.split_once("uptime-ledger demo is running")?.1;
+        let field = |name: &str| {
+            banner
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(name))
+                .map(|value| value.trim().trim_end_matches('/').to_owned())
+        };
+        Some((field("status page:")?, field("gRPC:")?))
+    });
+    Demo {
+        process,
+        http,
+        grpc,
+    }
+}
