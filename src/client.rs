@@ -6,6 +6,7 @@
 use ed25519_dalek::SigningKey;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use crate::audit::{AuditError, AuditedPrefix, PrefixAudit, AUDIT_CHUNK};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
 use crate::crypto::{self, SigningContext};
 use crate::domain::{AdminCommand, Observation};
@@ -180,6 +181,65 @@ pub fn check_root(
         });
     }
     Ok(())
+}
+
+/// Which step of [`download_and_audit`] a progress report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStep {
+    /// Entries downloaded, decoded and hashed.
+    Download,
+    /// Entries judged by the ingest rules, their signatures verified, applied.
+    Verify,
+}
+
+/// Why [`download_and_audit`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogAuditError {
+    #[error(transparent)]
+    Download(#[from] VerifyLogError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("{root}; auditing the entries served: {audit}")]
+    Both {
+        root: VerifyLogError,
+        audit: AuditError,
+    },
+}
+
+/// The `audit` command's check of a log prefix: downloads the entries the checkpoint
+/// covers and recomputes the Merkle root, then audits them (ingest rules, signatures on
+/// every core, the projection) a chunk at a time. When the entries do not hash to the
+/// signed root, the audit still runs over them to name the first bad entry.
+///
+/// `progress(step, n)` reports `n` more entries done; each step first reports 0 entries
+/// as it starts.
+pub async fn download_and_audit(
+    log: &mut LogServiceClient<Channel>,
+    checkpoint: &Checkpoint,
+    verifier: &NoteVerifier,
+    mut progress: impl FnMut(AuditStep, u64),
+) -> Result<AuditedPrefix, LogAuditError> {
+    progress(AuditStep::Download, 0);
+    let downloaded =
+        download_entries(log, checkpoint.tree_size, || progress(AuditStep::Download, 1)).await?;
+    let root = check_root(checkpoint, &downloaded);
+
+    progress(AuditStep::Verify, 0);
+    let mut audit = Ok(PrefixAudit::new(verifier));
+    for chunk in downloaded.entries.chunks(AUDIT_CHUNK) {
+        audit = audit.and_then(|audit| audit.check_entries(chunk));
+        if audit.is_err() {
+            break;
+        }
+        progress(AuditStep::Verify, chunk.len() as u64);
+    }
+    let audited = audit.and_then(|audit| audit.finish(checkpoint));
+    match (root, audited) {
+        (Ok(()), Ok(audited)) => Ok(audited),
+        (Ok(()), Err(audit)) => Err(audit.into()),
+        (Err(root), Err(audit)) => Err(LogAuditError::Both { root, audit }),
+        (Err(root), Ok(_)) => Err(root.into()),
+    }
 }
 
 /// The wire form of a window.

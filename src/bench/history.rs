@@ -40,6 +40,19 @@ fn admin_key() -> SigningKey {
     SigningKey::from_bytes(&[99; 32])
 }
 
+/// The origin of the bench ledgers' checkpoints.
+pub const LEDGER_ORIGIN: &str = "bench.uptime-ledger/log";
+
+fn ledger_key() -> SigningKey {
+    SigningKey::from_bytes(&[98; 32])
+}
+
+/// The checkpoint verifier an auditor of a bench ledger pins.
+pub fn ledger_verifier() -> crate::checkpoint::NoteVerifier {
+    crate::checkpoint::NoteVerifier::new(LEDGER_ORIGIN, ledger_key().verifying_key())
+        .expect("a valid key name")
+}
+
 /// The status probe `probe` (0-based) reports at `at`.
 pub fn status_at(probe: usize, at: i64) -> Status {
     let day = at.div_euclid(DAY_MS);
@@ -136,9 +149,9 @@ pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchR
     let opening = Instant::now();
     let ledger = Ledger::open(LedgerConfig {
         data_dir: dir.to_owned(),
-        ledger_key: SigningKey::from_bytes(&[98; 32]),
+        ledger_key: ledger_key(),
         genesis: GenesisParams {
-            origin: Some("bench.uptime-ledger/log".into()),
+            origin: Some(LEDGER_ORIGIN.into()),
             admin_keys: Some(vec![AdminKey {
                 name: "admin".into(),
                 public_key: admin_key().verifying_key(),
@@ -203,9 +216,70 @@ pub struct Built {
     pub build_seconds: Option<f64>,
 }
 
-/// The ledger directory holding `days` of history under `root`, built if missing.
+/// What a history is made of: the services and probes an admin defines at its start, and
+/// what the probes observed. Probe `k` signs with the bench's key number `k`.
+pub trait Source: Send + Sync + 'static {
+    /// The history's first and last instants, `[start, end)`, in milliseconds.
+    fn span(&self) -> (i64, i64);
+    fn services(&self) -> Vec<ServiceSpec>;
+    fn probes(&self) -> Vec<ProbeId>;
+    /// Every observation of `[from, to)` with its probe's index, in time order; each
+    /// probe's `seq` increasing.
+    fn observations(&self, from: i64, to: i64) -> Vec<(usize, Observation)>;
+}
+
+/// The bench's own history (see the module documentation) over the last `days` days.
+pub struct Synthetic {
+    pub days: u32,
+}
+
+impl Source for Synthetic {
+    fn span(&self) -> (i64, i64) {
+        (HISTORY_END - i64::from(self.days) * DAY_MS, HISTORY_END)
+    }
+
+    fn services(&self) -> Vec<ServiceSpec> {
+        vec![ServiceSpec {
+            service_id: ServiceId::parse(SERVICE_ID).expect("valid id"),
+            name: "National e-services portal".into(),
+            agency: "Ministry of ICT".into(),
+            slo_target: 0.995,
+            quorum: Quorum::Majority,
+            staleness: Duration::from_secs(90),
+        }]
+    }
+
+    fn probes(&self) -> Vec<ProbeId> {
+        PROBES
+            .iter()
+            .map(|p| ProbeId::parse(p).expect("valid id"))
+            .collect()
+    }
+
+    fn observations(&self, from: i64, to: i64) -> Vec<(usize, Observation)> {
+        observations(from, to, self.span().0)
+    }
+}
+
+/// The ledger directory holding `days` of the bench's history under `root`, built if missing.
 pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
-    let dir = root.join(format!("history-{days}d"));
+    let source = Synthetic { days };
+    let entries_before = 1 + (source.services().len() + source.probes().len()) as u64;
+    let built = ensure_from(&root.join(format!("history-{days}d")), Arc::new(source)).await?;
+    Ok(Built {
+        dir: built.dir,
+        days,
+        observations: built.tree_size - entries_before,
+        tree_size: built.tree_size,
+        build_seconds: built.build_seconds,
+    })
+}
+
+/// The ledger in `dir` holding `source`'s history, fed through the real ingest path if
+/// `dir` holds no complete one yet. `days` and `observations` of the answer are left 0 for
+/// the caller to fill in.
+pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Built> {
+    let dir = dir.to_owned();
     let marker = dir.join("complete");
     if let Ok(text) = std::fs::read_to_string(&marker) {
         let tree_size = text
@@ -214,8 +288,8 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
             .map_err(|_| format!("bad cache marker {}", marker.display()))?;
         return Ok(Built {
             dir,
-            days,
-            observations: tree_size - 5,
+            days: 0,
+            observations: 0,
             tree_size,
             build_seconds: None,
         });
@@ -224,24 +298,22 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
         std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     }
     let started = Instant::now();
-    let history_start = HISTORY_END - i64::from(days) * DAY_MS;
+    let (history_start, history_end) = source.span();
     let clock = Arc::new(ManualClock::new(history_start));
     let served = serve(&dir, clock.clone(), false).await?;
     let channel = crate::client::connect(&served.address)
         .await
         .map_err(|e| e.to_string())?;
     let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
-    let mut commands = vec![Command::DefineService(ServiceSpec {
-        service_id: ServiceId::parse(SERVICE_ID).expect("valid id"),
-        name: "National e-services portal".into(),
-        agency: "Ministry of ICT".into(),
-        slo_target: 0.995,
-        quorum: Quorum::Majority,
-        staleness: Duration::from_secs(90),
-    })];
-    for (probe, probe_id) in PROBES.iter().enumerate() {
+    let probes = source.probes();
+    let mut commands: Vec<Command> = source
+        .services()
+        .into_iter()
+        .map(Command::DefineService)
+        .collect();
+    for (probe, probe_id) in probes.iter().enumerate() {
         commands.push(Command::RegisterProbe {
-            probe_id: ProbeId::parse(probe_id).expect("valid id"),
+            probe_id: probe_id.clone(),
             public_key: probe_key(probe).verifying_key(),
             location: format!("vantage point {}", probe + 1),
         });
@@ -263,15 +335,23 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let keys: Vec<SigningKey> = (0..PROBES.len()).map(probe_key).collect();
+    let keys: Vec<SigningKey> = (0..probes.len()).map(probe_key).collect();
     let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
     let mut observed = 0u64;
     let mut chunk_start = history_start;
+    // Long histories report progress on stderr, every tenth of the span.
+    let report_every = if history_end - history_start > 7 * DAY_MS {
+        (history_end - history_start) / 10
+    } else {
+        i64::MAX
+    };
+    let mut next_report = history_start.saturating_add(report_every);
     // Sign the next chunk while the current one is being ingested.
     let sign_chunk = |from: i64, keys: Vec<SigningKey>| {
+        let source = source.clone();
         tokio::task::spawn_blocking(move || {
             sign_all(
-                observations(from, (from + CHUNK_MS).min(HISTORY_END), history_start),
+                source.observations(from, (from + CHUNK_MS).min(history_end)),
                 &keys,
             )
         })
@@ -279,8 +359,8 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
     let mut next = Some(sign_chunk(chunk_start, keys.clone()));
     while let Some(signing) = next.take() {
         let signed = signing.await.map_err(|e| e.to_string())?;
-        let chunk_end = (chunk_start + CHUNK_MS).min(HISTORY_END);
-        if chunk_end < HISTORY_END {
+        let chunk_end = (chunk_start + CHUNK_MS).min(history_end);
+        if chunk_end < history_end {
             next = Some(sign_chunk(chunk_end, keys.clone()));
         }
         clock.set(chunk_end);
@@ -302,6 +382,15 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
             observed += acks.len() as u64;
         }
         chunk_start = chunk_end;
+        if chunk_start >= next_report {
+            next_report = next_report.saturating_add(report_every);
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "  ingested {:.0} % of the history: {observed} observations in {seconds:.0} s ({:.0}/s)",
+                100.0 * (chunk_start - history_start) as f64 / (history_end - history_start) as f64,
+                observed as f64 / seconds
+            );
+        }
     }
     // Let the last checkpoint and the projector catch up, then stop cleanly.
     let tree_size = served.ledger.tree_size();
@@ -315,7 +404,7 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
     std::fs::write(&marker, tree_size.to_string()).map_err(|e| e.to_string())?;
     Ok(Built {
         dir,
-        days,
+        days: 0,
         observations: observed,
         tree_size,
         build_seconds: Some(started.elapsed().as_secs_f64()),

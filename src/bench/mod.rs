@@ -4,9 +4,11 @@
 //! Numbers on a shared 2-core machine are noisy: every figure is a median (with p99 where
 //! latency matters) and is printed next to a ceiling measured moments before.
 
+pub mod audit;
 pub mod ceilings;
 pub mod history;
 pub mod ingest;
+pub mod peers;
 pub mod query;
 
 use std::time::Duration;
@@ -41,4 +43,20 @@ impl Latency {
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// CPU seconds (user + system) process `pid` (or `"self"`) has used, from `/proc`; 0 where
+/// `/proc` cannot be read.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
 }

@@ -30,7 +30,7 @@ pub struct RebuildResult {
     pub bytes_per_run: f64,
 }
 
-fn window(days: u32, end: i64) -> Option<pb::Window> {
+pub(crate) fn window(days: u32, end: i64) -> Option<pb::Window> {
     Some(pb::Window {
         window: Some(pb::window::Window::Range(pb::TimeRange {
             start: Some(crate::entry::millis_timestamp(

@@ -14,9 +14,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use tonic::transport::Channel;
 
-use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix, PrefixAudit, AUDIT_CHUNK};
+use indicatif::ProgressBar;
+use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix};
 use uptime_ledger::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
-use uptime_ledger::client;
+use uptime_ledger::client::{self, AuditStep};
 use uptime_ledger::entry::timestamp_millis;
 use uptime_ledger::merkle::Hash;
 use uptime_ledger::pb;
@@ -135,36 +136,34 @@ async fn audit_ledger(
     Ok(())
 }
 
-/// Downloads the prefix the checkpoint signs and audits it. When the entries do not hash
-/// to the signed root, the audit still runs over them to name the first bad entry.
+/// Downloads the prefix the checkpoint signs and audits it ([`client::download_and_audit`]),
+/// with a progress bar per step.
 async fn download_and_audit(
     log: &mut LogServiceClient<Channel>,
     checkpoint: &Checkpoint,
     verifier: &NoteVerifier,
 ) -> anyhow::Result<AuditedPrefix> {
-    let progress = super::progress_bar(checkpoint.tree_size, "downloading");
-    let downloaded =
-        client::download_entries(log, checkpoint.tree_size, || progress.inc(1)).await?;
-    progress.finish_and_clear();
-    let root = client::check_root(checkpoint, &downloaded);
-
-    let progress = super::progress_bar(checkpoint.tree_size, "verifying");
-    let mut audit = Ok(PrefixAudit::new(verifier));
-    for chunk in downloaded.entries.chunks(AUDIT_CHUNK) {
-        audit = audit.and_then(|audit| audit.check_entries(chunk));
-        if audit.is_err() {
-            break;
+    let mut bar: Option<(AuditStep, ProgressBar)> = None;
+    let audited = client::download_and_audit(log, checkpoint, verifier, |step, entries| {
+        if bar.as_ref().map(|(current, _)| *current) != Some(step) {
+            if let Some((_, done)) = bar.take() {
+                done.finish_and_clear();
+            }
+            let what = match step {
+                AuditStep::Download => "downloading",
+                AuditStep::Verify => "verifying",
+            };
+            bar = Some((step, super::progress_bar(checkpoint.tree_size, what)));
         }
-        progress.inc(chunk.len() as u64);
+        if let Some((_, current)) = &bar {
+            current.inc(entries);
+        }
+    })
+    .await;
+    if let Some((_, done)) = bar {
+        done.finish_and_clear();
     }
-    let audited = audit.and_then(|audit| audit.finish(checkpoint));
-    progress.finish_and_clear();
-    match (root, audited) {
-        (Ok(()), Ok(audited)) => Ok(audited),
-        (Ok(()), Err(error)) => Err(error.into()),
-        (Err(root), Err(error)) => Err(anyhow!("{root}; auditing the entries served: {error}")),
-        (Err(root), Ok(_)) => Err(root.into()),
-    }
+    Ok(audited?)
 }
 
 /// The services to compare: those asked for, each of which the audited log must define,

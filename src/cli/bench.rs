@@ -1,12 +1,14 @@
-//! `uptime-ledger bench query|rebuild|all`: the benchmark suite, with the machine's
-//! ceilings measured in the same run. Writes a table to stdout and JSON to `--json`.
+//! `uptime-ledger bench ingest|query|rebuild|audit|all`: the benchmark suite, with the
+//! machine's ceilings measured in the same run; `bench peers`: the ledger's side of the
+//! peer comparison run by `bench/peers/run.py`. Writes a table to stdout and JSON to
+//! `--json`.
 
 use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
-use uptime_ledger::bench::{ceilings, history, ingest, query};
+use uptime_ledger::bench::{audit, ceilings, history, ingest, peers, query};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -21,6 +23,19 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// `peers`: the samples to load (`service,probe,ts,status`, as `bench/peers/gen.py`
+    /// writes them).
+    #[arg(long, value_name = "CSV", required_if_eq("which", "peers"))]
+    samples: Option<PathBuf>,
+    /// `peers`: the history's exclusive end, Unix seconds.
+    #[arg(long, default_value_t = 1_735_689_600)]
+    end: i64,
+    /// `peers`: the history's length in days.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// `peers`: skip the per-probe services (halves the ingest; no per-probe answers).
+    #[arg(long)]
+    no_per_probe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,10 +43,16 @@ enum Which {
     Ingest,
     Query,
     Rebuild,
+    Audit,
+    /// Not part of `all`: run by `bench/peers/run.py`.
+    Peers,
     All,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.which == Which::Peers {
+        return run_peers(&args).await;
+    }
     let days: &[u32] = if args.quick { &[1, 3] } else { &[1, 30, 365] };
     let calls = if args.quick { 200 } else { 2000 };
     std::fs::create_dir_all(&args.dir)?;
@@ -74,7 +95,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let mut histories = Vec::new();
-    let needs_history = matches!(args.which, Which::Query | Which::Rebuild | Which::All);
+    let needs_history = matches!(
+        args.which,
+        Which::Query | Which::Rebuild | Which::Audit | Which::All
+    );
     for &d in days.iter().filter(|_| needs_history) {
         let built = history::ensure(&args.dir, d)
             .await
@@ -131,6 +155,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         rebuilds.push(result);
     }
+    let mut audits = Vec::new();
+    if matches!(args.which, Which::Audit | Which::All) {
+        println!("\n# audit: the `audit` command's download and verification of the whole log");
+        let largest = histories
+            .last()
+            .ok_or_else(|| anyhow!("no history was built"))?;
+        let result = audit::run(largest).await.map_err(|e| anyhow!(e))?;
+        let ceiling = machine.verify_batch256_per_s * result.verify_cores_used;
+        println!(
+            "{}-day history, {} entries ({} signatures): download + Merkle root {:.2} s; verification {:.2} s = {:.0} entries/s on {} threads using {:.2} cores = {:.2} of the batch-256 ceiling x cores used ({:.0}/s); end to end {:.0} entries/s",
+            result.history_days, result.entries, result.signatures_verified, result.download_seconds,
+            result.verify_seconds, result.verify_entries_per_s, result.threads, result.verify_cores_used,
+            result.verify_entries_per_s / ceiling, ceiling, result.total_entries_per_s
+        );
+        audits.push(serde_json::json!({
+            "result": result,
+            "ceiling_per_s": ceiling,
+            "ratio_to_ceiling": result.verify_entries_per_s / ceiling,
+            "ratio_to_ceiling_times_threads": result.verify_entries_per_s / (machine.verify_batch256_per_s * result.threads as f64),
+        }));
+    }
     if let Some(path) = args.json {
         let json = serde_json::json!({
             "quick": args.quick,
@@ -139,9 +184,64 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "histories": histories,
             "queries": queries,
             "rebuilds": rebuilds,
+            "audits": audits,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         println!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `bench peers`: loads the samples into a ledger (cached) and answers the comparison's
+/// questions; `bench/peers/run.py` reads the JSON.
+async fn run_peers(args: &BenchArgs) -> anyhow::Result<()> {
+    let samples = args.samples.as_ref().expect("clap requires --samples");
+    std::fs::create_dir_all(&args.dir)?;
+    let calls = if args.quick { 200 } else { 2000 };
+    let result = peers::run(
+        samples,
+        &args.dir,
+        args.end * 1000,
+        args.days,
+        !args.no_per_probe,
+        calls,
+    )
+    .await
+    .map_err(|e| anyhow!(e))?;
+    match result.build_seconds {
+        Some(s) => println!(
+            "built the ledger {}: {} samples as {} signed observations in {s:.1} s ({:.0} obs/s through ingest), {} bytes on disk",
+            result.ledger_dir.display(), result.samples, result.observations,
+            result.observations as f64 / s, result.ledger_disk_bytes
+        ),
+        None => println!(
+            "cached ledger {}: {} samples as {} observations, {} bytes on disk",
+            result.ledger_dir.display(),
+            result.samples,
+            result.observations,
+            result.ledger_disk_bytes
+        ),
+    }
+    println!(
+        "{:>7} {:<14} {:>12} {:>12} {:>12} {:>10} {:>8} {:>8}",
+        "window", "service", "up ms", "down ms", "unknown ms", "avail", "p50 µs", "p99 µs"
+    );
+    for a in &result.answers {
+        println!(
+            "{:>6}d {:<14} {:>12} {:>12} {:>12} {:>10.6} {:>8.0} {:>8.0}",
+            a.window_days,
+            a.service_id,
+            a.up_ms,
+            a.down_ms,
+            a.unknown_ms,
+            a.availability.unwrap_or(f64::NAN),
+            a.latency.p50_us,
+            a.latency.p99_us
+        );
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }
