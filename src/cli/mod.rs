@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod export;
 mod keygen;
+mod limits;
 mod log;
 mod probe;
 mod report;

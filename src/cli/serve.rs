@@ -45,12 +45,15 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     checkpoint_interval: Duration,
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
         bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
     }
+    let limits = args.limits.limits()?;
     let keys_dir = args.data_dir.join("keys");
     std::fs::create_dir_all(&keys_dir)
         .with_context(|| format!("cannot create {}", keys_dir.display()))?;
@@ -127,9 +130,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let http = tokio::spawn({
         let stop = stop.clone();
-        let server = uptime_ledger::http::serve_http(
+        let server = uptime_ledger::http::serve_http_with(
             http_listener,
             HttpState::new(ledger.clone(), projections.clone()),
+            limits.clone(),
             when_stopped(),
         );
         async move {
@@ -138,10 +142,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             result
         }
     });
-    let grpc_result = uptime_ledger::rpc::serve(
+    let grpc_result = uptime_ledger::rpc::serve_with(
         listener,
         ledger.clone(),
         projections.clone(),
+        limits,
         when_stopped(),
     )
     .await;
