@@ -264,9 +264,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for LimitedIo<S> {
     }
 }
 
-impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected
-    for LimitedIo<S>
-{
+impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for LimitedIo<S> {
     type ConnectInfo = S::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
@@ -286,7 +284,10 @@ mod tests {
             idle_timeout: Duration::from_secs(40),
             ..Limits::default()
         };
-        assert!(short_idle.validate().unwrap_err().contains("--idle-timeout"));
+        assert!(short_idle
+            .validate()
+            .unwrap_err()
+            .contains("--idle-timeout"));
         let no_burst = Limits {
             probe_burst: 0,
             ..Limits::default()

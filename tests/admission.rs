@@ -57,7 +57,11 @@ async fn a_probe_over_its_rate_is_refused_whole_with_retry_info_and_stores_nothi
     // Two more at once: over the rate. The call is refused whole, with a RetryInfo.
     let refused = try_submit(&ledger, batch("p1", 1, 6..8)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
-    assert!(refused.message().contains("probe p1"), "{}", refused.message());
+    assert!(
+        refused.message().contains("probe p1"),
+        "{}",
+        refused.message()
+    );
     assert!(refused.message().contains("nothing from it was stored"));
     let retry = refused
         .get_details_retry_info()
@@ -67,7 +71,11 @@ async fn a_probe_over_its_rate_is_refused_whole_with_retry_info_and_stores_nothi
         retry > Duration::from_secs(2) && retry <= Duration::from_secs(4),
         "{retry:?}"
     );
-    assert_eq!(ledger.tree_size(), size, "nothing from a refused call is stored");
+    assert_eq!(
+        ledger.tree_size(),
+        size,
+        "nothing from a refused call is stored"
+    );
 
     // Another probe is not affected.
     let acks = ledger.submit(batch("p2", 2, 1..4)).await;
@@ -133,12 +141,10 @@ async fn a_stream_over_the_rate_ends_with_resource_exhausted_and_stores_nothing_
         .await
         .unwrap()
         .into_inner();
-    let error = loop {
-        match responses.message().await {
-            Ok(Some(response)) => panic!("no ack expected, got {response:?}"),
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
+    let error = match responses.message().await {
+        Ok(Some(response)) => panic!("no ack expected, got {response:?}"),
+        Ok(None) => panic!("the stream ended without an error"),
+        Err(status) => status,
     };
     assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
     assert_eq!(ledger.tree_size(), size);
@@ -209,15 +215,16 @@ async fn under_real_overload_each_call_is_either_answered_or_shed_and_only_answe
     })
     .await;
     for probe in 3..=8u8 {
-        ledger.register_probe(&format!("p{probe}"), &key(probe)).await;
+        ledger
+            .register_probe(&format!("p{probe}"), &key(probe))
+            .await;
     }
     let size = ledger.tree_size();
     let channel = ledger.channel().await;
     let calls = (1..=8u8).flat_map(|probe| {
         let channel = channel.clone();
         (0..4u64).map(move |round| {
-            let mut client =
-                pb::ingest_service_client::IngestServiceClient::new(channel.clone());
+            let mut client = pb::ingest_service_client::IngestServiceClient::new(channel.clone());
             let observations = batch(
                 &format!("p{probe}"),
                 probe,

@@ -98,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(request) = pb::SubmitStreamRequest::decode(data) {
         let signed = request.observation.unwrap_or_default();
-        assert_eq!(verify_envelopes(&world.registry, vec![envelope(signed)]).len(), 1);
+        assert_eq!(
+            verify_envelopes(&world.registry, vec![envelope(signed)]).len(),
+            1
+        );
     }
 
     // The bytes as an observation body, signed by the registered probe.
@@ -115,8 +118,8 @@ fuzz_target!(|data: &[u8]| {
     match entry::decode_observation(data) {
         Ok(observation) => {
             assert!(data.len() <= entry::MAX_OBSERVATION_BODY_BYTES);
-            let ours = observation.probe_id.as_str() == "p1"
-                && observation.service_id.as_str() == "svc";
+            let ours =
+                observation.probe_id.as_str() == "p1" && observation.service_id.as_str() == "svc";
             assert_eq!(verdict.is_ok(), ours, "{verdict:?}");
             if let Ok(verified) = verdict {
                 assert_eq!(verified.observation(), &observation);
@@ -128,9 +131,12 @@ fuzz_target!(|data: &[u8]| {
     // Apply requests, as tonic decodes them, then the command checks.
     if let Ok(request) = pb::ApplyRequest::decode(data) {
         let signed = request.command.unwrap_or_default();
-        if let Ok(verified) =
-            verify_command(&world.registry, signed.signer, signed.body, signed.signature)
-        {
+        if let Ok(verified) = verify_command(
+            &world.registry,
+            signed.signer,
+            signed.body,
+            signed.signature,
+        ) {
             let _ = world
                 .registry
                 .check(verified.signer(), verified.body(), verified.command());
@@ -142,9 +148,10 @@ fuzz_target!(|data: &[u8]| {
     match verify_command(&world.registry, "admin".into(), data.to_vec(), signature) {
         Ok(verified) => {
             assert!(data.len() <= entry::MAX_COMMAND_BODY_BYTES);
-            let check = world
-                .registry
-                .check(verified.signer(), verified.body(), verified.command());
+            let check =
+                world
+                    .registry
+                    .check(verified.signer(), verified.body(), verified.command());
             if let Ok(CommandCheck::Apply) = check {
                 let mut registry = world.registry.clone();
                 registry.apply(3, verified.signer(), verified.body(), verified.command());

@@ -11,8 +11,8 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
 use uptime_ledger::merkle::{
-    consistency_proof, inclusion_proof, leaf_hash, node_hash, verify_consistency,
-    verify_inclusion, Hash, SubtreeSource,
+    consistency_proof, inclusion_proof, leaf_hash, node_hash, verify_consistency, verify_inclusion,
+    Hash, SubtreeSource,
 };
 
 #[derive(Debug, Arbitrary)]

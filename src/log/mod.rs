@@ -135,7 +135,8 @@ pub struct PendingOutcomes<'a> {
 impl PendingOutcomes<'_> {
     pub async fn outcomes(self) -> Result<Vec<Outcome>, WriteError> {
         let outcomes = self.answer.await.map_err(|_| stopped())??;
-        self.metrics.record_submit(&outcomes, self.started.elapsed());
+        self.metrics
+            .record_submit(&outcomes, self.started.elapsed());
         Ok(outcomes)
     }
 }

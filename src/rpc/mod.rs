@@ -51,8 +51,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let admission = Arc::new(admission::Admission::new(&limits));
-    serve_admitted(listener, ledger, projections, limits, admission, shutdown)
-    .await
+    serve_admitted(listener, ledger, projections, limits, admission, shutdown).await
 }
 
 /// [`serve_with`], with the ingest admission control given (tests hold its units to
@@ -119,7 +118,8 @@ pub async fn serve_admitted(
         tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
     };
 
-    let connections = ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
+    let connections =
+        ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
     Server::builder()
         .timeout(limits.grpc_request_timeout)
         .layer(tower::util::MapResponseLayer::new(
@@ -152,9 +152,8 @@ pub async fn serve_admitted(
 fn incoming(
     listener: TcpListener,
     connections: ConnectionLimit,
-) -> impl tokio_stream::Stream<
-    Item = std::io::Result<crate::limits::LimitedIo<tokio::net::TcpStream>>,
-> {
+) -> impl tokio_stream::Stream<Item = std::io::Result<crate::limits::LimitedIo<tokio::net::TcpStream>>>
+{
     futures_util::stream::unfold(
         (listener, connections),
         |(listener, connections)| async move {
