@@ -22,6 +22,13 @@ const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 /// enough that millisecond arithmetic can never overflow.
 const MAX_DURATION_SECONDS: i64 = 10 * 365 * 86_400;
 
+/// Largest observation body accepted. The longest valid observation (two 64-character ids,
+/// a 256-byte detail, every number at its widest) encodes to under 450 bytes; anything much
+/// larger can only be padding in unknown fields, which would be stored and served forever.
+pub const MAX_OBSERVATION_BODY_BYTES: usize = 1024;
+/// Largest admin command body accepted (the longest valid one is under 1 KiB).
+pub const MAX_COMMAND_BODY_BYTES: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidInput(pub String);
@@ -56,6 +63,12 @@ pub enum Payload {
 
 /// Decodes and validates an observation body (ingest rule 1).
 pub fn decode_observation(body: &[u8]) -> Result<Observation, InvalidInput> {
+    if body.len() > MAX_OBSERVATION_BODY_BYTES {
+        return Err(invalid(format!(
+            "observation body is {} bytes; at most {MAX_OBSERVATION_BODY_BYTES} are allowed",
+            body.len()
+        )));
+    }
     let message = pb::Observation::decode(body)
         .map_err(|e| invalid(format!("observation body does not decode: {e}")))?;
     let probe_id = ProbeId::parse(&message.probe_id).map_err(|e| invalid(e.to_string()))?;
@@ -107,6 +120,12 @@ pub fn encode_observation(observation: &Observation) -> Vec<u8> {
 
 /// Decodes and validates an admin command body on its own (not against ledger state).
 pub fn decode_command(body: &[u8]) -> Result<AdminCommand, InvalidInput> {
+    if body.len() > MAX_COMMAND_BODY_BYTES {
+        return Err(invalid(format!(
+            "command body is {} bytes; at most {MAX_COMMAND_BODY_BYTES} are allowed",
+            body.len()
+        )));
+    }
     let message = pb::AdminCommand::decode(body)
         .map_err(|e| invalid(format!("command body does not decode: {e}")))?;
     let issued_at = timestamp_millis(message.issued_at.as_ref(), "issued_at")?;
@@ -512,6 +531,34 @@ mod tests {
             latency_ms: 42,
             detail: "HTTP 503".into(),
         }
+    }
+
+    #[test]
+    fn the_longest_valid_bodies_fit_and_padded_ones_are_refused() {
+        let longest = Observation {
+            probe_id: ProbeId::parse(&"p".repeat(64)).unwrap(),
+            service_id: ServiceId::parse(&"s".repeat(64)).unwrap(),
+            seq: u64::MAX,
+            observed_at: MAX_TIMESTAMP_SECONDS * 1000 + 999,
+            status: Status::Down,
+            latency_ms: u32::MAX,
+            detail: "d".repeat(MAX_DETAIL_BYTES),
+        };
+        let body = encode_observation(&longest);
+        assert!(body.len() < 450, "{} bytes", body.len());
+        assert_eq!(decode_observation(&body).unwrap(), longest);
+
+        // Valid protobuf: the same body followed by an unknown bytes field (number 99).
+        let mut padded = body.clone();
+        padded.extend_from_slice(&[0x9a, 0x06, 0x80, 0x08]);
+        padded.extend_from_slice(&[0u8; 1024]);
+        let error = decode_observation(&padded).unwrap_err();
+        assert!(error.0.contains("at most 1024"), "{error}");
+
+        let mut command = vec![0x9a, 0x06, 0x80, 0x20];
+        command.extend_from_slice(&[0u8; 4096]);
+        let error = decode_command(&command).unwrap_err();
+        assert!(error.0.contains("at most 4096"), "{error}");
     }
 
     #[test]
