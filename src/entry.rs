@@ -22,6 +22,13 @@ const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 /// enough that millisecond arithmetic can never overflow.
 const MAX_DURATION_SECONDS: i64 = 10 * 365 * 86_400;
 
+/// Largest observation body accepted. The longest valid observation (two 64-character ids,
+/// a 256-byte detail, every number at its widest) encodes to under 450 bytes; anything much
+/// larger can only be padding in unknown fields, which would be stored and served forever.
+pub const MAX_OBSERVATION_BODY_BYTES: usize = 1024;
+/// Largest admin command body accepted (the longest valid one is under 1 KiB).
+pub const MAX_COMMAND_BODY_BYTES: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InvalidInput(pub String);
@@ -56,6 +63,12 @@ pub enum Payload {
 
 /// Decodes and validates an observation body (ingest rule 1).
 pub fn decode_observation(body: &[u8]) -> Result<Observation, InvalidInput> {
+    if body.len() > MAX_OBSERVATION_BODY_BYTES {
+        return Err(invalid(format!(
+            "observation body is {} bytes; at most {MAX_OBSERVATION_BODY_BYTES} are allowed",
+            body.len()
+        )));
+    }
     let message = pb::Observation::decode(body)
         .map_err(|e| invalid(format!("observation body does not decode: {e}")))?;
     let probe_id = ProbeId::parse(&message.probe_id).map_err(|e| invalid(e.to_string()))?;
@@ -107,6 +120,12 @@ pub fn encode_observation(observation: &Observation) -> Vec<u8> {
 
 /// Decodes and validates an admin command body on its own (not against ledger state).
 pub fn decode_command(body: &[u8]) -> Result<AdminCommand, InvalidInput> {
+    if body.len() > MAX_COMMAND_BODY_BYTES {
+        return Err(invalid(format!(
+            "command body is {} bytes; at most {MAX_COMMAND_BODY_BYTES} are allowed",
+            body.len()
+        )));
+    }
     let message = pb::AdminCommand::decode(body)
         .map_err(|e| invalid(format!("command body does not decode: {e}")))?;
     let issued_at = timestamp_millis(message.issued_at.as_ref(), "issued_at")?;
@@ -358,6 +377,92 @@ pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry, InvalidInput> {
     })
 }
 
+/// What projections read of an entry: an observation's facts without its signature,
+/// latency and detail (the rebuild path decodes millions of these), or any other entry
+/// fully decoded. [`decode_for_projection`] agrees with [`decode_entry`] on every field it
+/// keeps (a property test checks it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectionEntry {
+    Observation {
+        index: u64,
+        received_at: Millis,
+        probe_id: ProbeId,
+        service_id: ServiceId,
+        observed_at: Millis,
+        status: Status,
+    },
+    Other(Box<DecodedEntry>),
+}
+
+impl ProjectionEntry {
+    pub fn received_at(&self) -> Millis {
+        match self {
+            ProjectionEntry::Observation { received_at, .. } => *received_at,
+            ProjectionEntry::Other(entry) => entry.received_at,
+        }
+    }
+}
+
+/// `LogEntry` with only the observation payload's body (field numbers as in ledger.proto;
+/// prost skips the fields left out, allocating nothing for them).
+#[derive(Clone, PartialEq, prost::Message)]
+struct LogEntryObservationView {
+    #[prost(uint64, tag = "1")]
+    index: u64,
+    #[prost(message, optional, tag = "2")]
+    received_at: Option<prost_types::Timestamp>,
+    #[prost(message, optional, tag = "4")]
+    observation: Option<SignedObservationBodyView>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SignedObservationBodyView {
+    #[prost(bytes = "vec", tag = "1")]
+    body: Vec<u8>,
+}
+
+/// `Observation` without `seq`, `latency_ms` and `detail`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ObservationFactsView {
+    #[prost(string, tag = "1")]
+    probe_id: String,
+    #[prost(string, tag = "2")]
+    service_id: String,
+    #[prost(message, optional, tag = "4")]
+    observed_at: Option<prost_types::Timestamp>,
+    #[prost(enumeration = "pb::Status", tag = "5")]
+    status: i32,
+}
+
+/// Decodes an entry for projections: observations through the lean views above, anything
+/// else (or anything the views cannot take) through [`decode_entry`].
+pub fn decode_for_projection(bytes: &[u8]) -> Result<ProjectionEntry, InvalidInput> {
+    let lean = LogEntryObservationView::decode(bytes)
+        .ok()
+        .and_then(|entry| {
+            let body = entry.observation?.body;
+            let facts = ObservationFactsView::decode(body.as_slice()).ok()?;
+            let status = match pb::Status::try_from(facts.status) {
+                Ok(pb::Status::Up) => Status::Up,
+                Ok(pb::Status::Down) => Status::Down,
+                _ => return None,
+            };
+            Some(ProjectionEntry::Observation {
+                index: entry.index,
+                received_at: timestamp_millis(entry.received_at.as_ref(), "received_at").ok()?,
+                probe_id: ProbeId::parse_owned(facts.probe_id).ok()?,
+                service_id: ServiceId::parse_owned(facts.service_id).ok()?,
+                observed_at: timestamp_millis(facts.observed_at.as_ref(), "observed_at").ok()?,
+                status,
+            })
+        });
+    match lean {
+        Some(entry) => Ok(entry),
+        // Not an observation, or malformed: the full decoder says which.
+        None => decode_entry(bytes).map(|entry| ProjectionEntry::Other(Box::new(entry))),
+    }
+}
+
 /// A `Timestamp` truncated to whole milliseconds; refuses missing and out-of-range values.
 pub fn timestamp_millis(
     timestamp: Option<&prost_types::Timestamp>,
@@ -429,6 +534,34 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_valid_bodies_fit_and_padded_ones_are_refused() {
+        let longest = Observation {
+            probe_id: ProbeId::parse(&"p".repeat(64)).unwrap(),
+            service_id: ServiceId::parse(&"s".repeat(64)).unwrap(),
+            seq: u64::MAX,
+            observed_at: MAX_TIMESTAMP_SECONDS * 1000 + 999,
+            status: Status::Down,
+            latency_ms: u32::MAX,
+            detail: "d".repeat(MAX_DETAIL_BYTES),
+        };
+        let body = encode_observation(&longest);
+        assert!(body.len() < 450, "{} bytes", body.len());
+        assert_eq!(decode_observation(&body).unwrap(), longest);
+
+        // Valid protobuf: the same body followed by an unknown bytes field (number 99).
+        let mut padded = body.clone();
+        padded.extend_from_slice(&[0x9a, 0x06, 0x80, 0x08]);
+        padded.extend_from_slice(&[0u8; 1024]);
+        let error = decode_observation(&padded).unwrap_err();
+        assert!(error.0.contains("at most 1024"), "{error}");
+
+        let mut command = vec![0x9a, 0x06, 0x80, 0x20];
+        command.extend_from_slice(&[0u8; 4096]);
+        let error = decode_command(&command).unwrap_err();
+        assert!(error.0.contains("at most 4096"), "{error}");
+    }
+
+    #[test]
     fn observation_round_trips() {
         let o = observation();
         assert_eq!(decode_observation(&encode_observation(&o)).unwrap(), o);
@@ -494,5 +627,99 @@ mod tests {
         .unwrap();
         assert_eq!(spec.quorum, Quorum::Majority);
         assert_eq!(spec.staleness, DEFAULT_STALENESS);
+    }
+
+    proptest::proptest! {
+        /// The projection's lean decoder agrees with the full one on every observation
+        /// entry, and hands every other entry to it.
+        #[test]
+        fn the_projection_decoder_agrees_with_the_full_decoder(
+            index in 0u64..u64::MAX / 2,
+            received_at in -1_000_000_000_000i64..4_000_000_000_000,
+            observed_at in -1_000_000_000_000i64..4_000_000_000_000,
+            seq: u64,
+            up: bool,
+            latency_ms: u32,
+            probe in "[a-z0-9][a-z0-9._-]{0,20}",
+            service in "[a-z0-9][a-z0-9._-]{0,20}",
+            detail in ".{0,40}",
+        ) {
+            let o = Observation {
+                probe_id: ProbeId::parse(&probe).unwrap(),
+                service_id: ServiceId::parse(&service).unwrap(),
+                seq,
+                observed_at,
+                status: if up { Status::Up } else { Status::Down },
+                latency_ms,
+                detail,
+            };
+            let bytes = encode_entry(
+                index,
+                received_at,
+                pb::log_entry::Payload::Observation(pb::SignedObservation {
+                    body: encode_observation(&o),
+                    signature: vec![7; 64],
+                }),
+            );
+            let full = decode_entry(&bytes).unwrap();
+            proptest::prop_assert_eq!(
+                decode_for_projection(&bytes).unwrap(),
+                ProjectionEntry::Observation {
+                    index: full.index,
+                    received_at: full.received_at,
+                    probe_id: o.probe_id.clone(),
+                    service_id: o.service_id.clone(),
+                    observed_at: o.observed_at,
+                    status: o.status,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_projection_decoder_passes_other_entries_and_errors_through() {
+        let command = AdminCommand {
+            seq: 1,
+            issued_at: 5,
+            command: Command::CancelMaintenance {
+                maintenance_id: MaintenanceId::parse("m1").unwrap(),
+            },
+        };
+        let bytes = encode_entry(
+            3,
+            9,
+            pb::log_entry::Payload::Command(pb::SignedCommand {
+                signer: "admin".into(),
+                body: encode_command(&command),
+                signature: vec![1; 64],
+            }),
+        );
+        assert_eq!(
+            decode_for_projection(&bytes).unwrap(),
+            ProjectionEntry::Other(Box::new(decode_entry(&bytes).unwrap()))
+        );
+        // An observation with an invalid status is refused with the full decoder's reason.
+        let mut o = pb::Observation {
+            probe_id: "nbo-1".into(),
+            service_id: "s".into(),
+            observed_at: Some(millis_timestamp(1)),
+            status: 0,
+            ..Default::default()
+        };
+        let bad = |o: &pb::Observation| {
+            encode_entry(
+                1,
+                1,
+                pb::log_entry::Payload::Observation(pb::SignedObservation {
+                    body: o.encode_to_vec(),
+                    signature: vec![],
+                }),
+            )
+        };
+        let error = decode_for_projection(&bad(&o)).unwrap_err();
+        assert!(error.to_string().contains("status"), "{error}");
+        o.status = pb::Status::Up as i32;
+        o.probe_id = "NBO".into();
+        assert!(decode_for_projection(&bad(&o)).is_err());
     }
 }

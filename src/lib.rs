@@ -19,6 +19,8 @@
 //! - [`audit`]: the auditor's independent check of a log prefix (signatures, ingest rules,
 //!   recomputed reports compared with the server's) — pure;
 //! - [`http`]: the status page, the JSON API, `/metrics`, health and readiness;
+//! - [`limits`]: what the servers allow one client and all clients (connections, headers,
+//!   timeouts, rates), shared by gRPC and HTTP;
 //! - [`metrics`]: Prometheus counters and scrape-time gauges;
 //! - [`probe`]: the probe agent: checks, signing, the spool, delivery;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
@@ -35,6 +37,7 @@ pub mod demo;
 pub mod domain;
 pub mod entry;
 pub mod http;
+pub mod limits;
 pub mod log;
 pub mod merkle;
 pub mod metrics;

@@ -188,7 +188,9 @@ pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchR
     let server = {
         let (ledger, projections) = (ledger.clone(), projections.clone());
         tokio::spawn(async move {
-            let _ = crate::rpc::serve(listener, ledger, projections, async {
+            // The backfill sends a year of three probes' checks as fast as it can.
+            let limits = crate::limits::Limits::without_probe_rate();
+            let _ = crate::rpc::serve_with(listener, ledger, projections, limits, async {
                 let _ = stopped.await;
             })
             .await;

@@ -52,6 +52,8 @@ impl Server {
         let mut child = Command::new(binary)
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            // The load generator is every probe at once, far above any real probe's rate.
+            .args(["--probe-rate", "0", "--http-addr", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -23,12 +23,14 @@ use uptime_ledger::demo::{history, simulator, Script, PROBES, SERVICES};
 use uptime_ledger::domain::{
     AdminCommand, Command, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
 };
+use uptime_ledger::limits::Limits;
 use uptime_ledger::pb;
 use uptime_ledger::pb::admin_service_client::AdminServiceClient;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::probe::agent::{Agent, Mode};
 use uptime_ledger::probe::config;
 
+use super::limits::LimitArgs;
 use super::serve::{shutdown_signal, ServeArgs, Server};
 
 /// The file that marks a demo directory whose setup and backfill are complete, holding
@@ -82,20 +84,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )),
     };
     let anchor = read_anchor(&data_dir)?;
-    let server = Server::open(&ServeArgs {
-        data_dir: data_dir.clone(),
-        grpc_addr: args.grpc_addr,
-        http_addr: args.http_addr,
-        origin: None,
-        admin_keys: Vec::new(),
-        // Genesis only: a resumed demo keeps the lateness it was created with.
-        max_lateness: anchor
-            .is_none()
-            .then(|| args.history + Duration::from_secs(3600)),
-        max_skew: None,
-        rebuild_projections: false,
-        checkpoint_interval: Duration::from_millis(500),
-    })
+    // The backfill sends days of a probe's observations at once: no per-probe rate limit.
+    let limits = Limits {
+        probe_rate: 0.0,
+        ..Limits::default()
+    };
+    let server = Server::open(
+        &ServeArgs {
+            data_dir: data_dir.clone(),
+            grpc_addr: args.grpc_addr,
+            http_addr: args.http_addr,
+            origin: None,
+            admin_keys: Vec::new(),
+            // Genesis only: a resumed demo keeps the lateness it was created with.
+            max_lateness: anchor
+                .is_none()
+                .then(|| args.history + Duration::from_secs(3600)),
+            max_skew: None,
+            rebuild_projections: false,
+            checkpoint_interval: Duration::from_millis(500),
+            limits: LimitArgs::default(),
+        },
+        limits,
+    )
     .await?;
     let grpc_addr = server.grpc_addr()?;
     let http_addr = server.http_addr()?;

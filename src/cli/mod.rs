@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod export;
 mod keygen;
+mod limits;
 mod log;
 mod probe;
 mod report;

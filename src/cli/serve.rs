@@ -12,6 +12,7 @@ use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
 use uptime_ledger::http::HttpState;
+use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
 
@@ -45,10 +46,12 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     pub(super) checkpoint_interval: Duration,
+    #[command(flatten)]
+    pub(super) limits: super::limits::LimitArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let server = Server::open(&args).await?;
+    let server = Server::open(&args, args.limits.limits()?).await?;
     server.print_banner("uptime-ledger serving", &args.data_dir)?;
     println!("{}", server.ledger.verifier());
     server.serve_until(shutdown_signal()).await
@@ -60,12 +63,13 @@ pub(super) struct Server {
     pub projections: Arc<Projections>,
     grpc_listener: tokio::net::TcpListener,
     http_listener: tokio::net::TcpListener,
+    limits: Limits,
 }
 
 impl Server {
     /// Opens (or creates) the ledger in `args.data_dir`, starts its projections and binds
-    /// both listeners.
-    pub async fn open(args: &ServeArgs) -> anyhow::Result<Server> {
+    /// both listeners, which will serve within `limits` (`args.limits` is not read).
+    pub async fn open(args: &ServeArgs, limits: Limits) -> anyhow::Result<Server> {
         if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
             bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
         }
@@ -123,6 +127,7 @@ impl Server {
             projections,
             grpc_listener,
             http_listener,
+            limits,
         })
     }
 
@@ -158,6 +163,7 @@ impl Server {
             projections,
             grpc_listener,
             http_listener,
+            limits,
         } = self;
         // `shutdown` stops both servers, and so does either one failing; each drains its
         // in-flight requests.
@@ -177,9 +183,10 @@ impl Server {
         });
         let http = tokio::spawn({
             let stop = stop.clone();
-            let server = uptime_ledger::http::serve_http(
+            let server = uptime_ledger::http::serve_http_with(
                 http_listener,
                 HttpState::new(ledger.clone(), projections.clone()),
+                limits.clone(),
                 when_stopped(),
             );
             async move {
@@ -188,10 +195,11 @@ impl Server {
                 result
             }
         });
-        let grpc_result = uptime_ledger::rpc::serve(
+        let grpc_result = uptime_ledger::rpc::serve_with(
             grpc_listener,
             ledger.clone(),
             projections.clone(),
+            limits,
             when_stopped(),
         )
         .await;

@@ -38,6 +38,12 @@ macro_rules! id_type {
                 Ok($name(value.to_owned()))
             }
 
+            /// Like `parse`, keeping `value`'s allocation.
+            pub fn parse_owned(value: String) -> Result<$name, InvalidId> {
+                validate($kind, &value)?;
+                Ok($name(value))
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }

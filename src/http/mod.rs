@@ -18,7 +18,7 @@ pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -28,6 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::limits::{ConnectionLimit, Limits};
 use crate::log::Ledger;
 use crate::projector::{Projections, Published};
 use crate::query::{self, QueryError};
@@ -60,38 +61,111 @@ impl HttpState {
         }
     }
 
-    /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time.
+    /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time. The
+    /// replay runs in its own task that keeps its turn until it is done, even when the
+    /// request is dropped (client gone, timeout), so replays never pile up.
     async fn at_prefix<T: Send + 'static>(
         &self,
         tree_size: Option<u64>,
         answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
     ) -> Result<T, QueryError> {
-        let _replay = match tree_size {
-            Some(_) => Some(
-                self.replays
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed"),
-            ),
-            None => None,
+        let Some(size) = tree_size else {
+            return query::at_prefix(&self.ledger, &self.projections, None, answer).await;
         };
-        query::at_prefix(&self.ledger, &self.projections, tree_size, answer).await
+        let turn = self
+            .replays
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (ledger, projections) = (self.ledger.clone(), self.projections.clone());
+        tokio::spawn(async move {
+            let answered = query::at_prefix(&ledger, &projections, Some(size), answer).await;
+            drop(turn);
+            answered
+        })
+        .await
+        .map_err(|e| {
+            QueryError::Prefix(crate::log::ReadError::Storage(format!(
+                "the replay task failed: {e}"
+            )))
+        })?
     }
 }
 
-/// Serves the HTTP routes on `listener` until `shutdown` resolves, then stops accepting and
-/// lets in-flight requests finish.
+/// [`serve_http_with`] under the default [`Limits`].
 pub async fn serve_http(
     listener: TcpListener,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("HTTP server: stopped accepting, finishing in-flight requests");
-        })
-        .await
+    serve_http_with(listener, state, Limits::default(), shutdown).await
+}
+
+/// Serves the HTTP routes (HTTP/1.1) on `listener` under `limits` until `shutdown`
+/// resolves, then stops accepting, closes idle connections and lets in-flight requests
+/// finish.
+///
+/// At most `http_max_connections` connections are open (more are accepted and closed at
+/// once); a request head must arrive within `http_header_timeout` of the connection opening
+/// or of the previous response (slow-loris clients and idle keep-alives are closed); a
+/// head is at most `max_header_bytes`; a handler gets `http_request_timeout`, then the
+/// answer is 503.
+pub async fn serve_http_with(
+    listener: TcpListener,
+    state: HttpState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let request_timeout = limits.http_request_timeout;
+    let app = router(state).layer(middleware::from_fn(move |request, next| {
+        within(request_timeout, request, next)
+    }));
+    let connections = ConnectionLimit::new(
+        "HTTP",
+        limits.http_max_connections,
+        limits.idle_timeout.max(limits.http_header_timeout),
+    );
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        .max_buf_size((limits.max_header_bytes as usize).max(8192));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            io = connections.accept(&listener) => io,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("HTTP server: stopped accepting, finishing in-flight requests");
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Answers 503 when the handler takes longer than `limit`.
+async fn within(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "10")],
+            format!(
+                "The server took longer than {} to answer; try again later.\n",
+                humantime::format_duration(limit)
+            ),
+        )
+            .into_response(),
+    }
 }
 
 /// Every route. Public so that tests (and the demo) can serve it however they like.
@@ -192,4 +266,39 @@ async fn log_and_secure(request: Request, next: Next) -> Response {
         ),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_handler_over_the_request_timeout_is_answered_503() {
+        let app: Router = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", get(|| async { "ok" }))
+            .layer(middleware::from_fn(move |request, next| {
+                within(Duration::from_millis(100), request, next)
+            }));
+        let request = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let started = Instant::now();
+        let slow = app.clone().oneshot(request("/slow")).await.unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(slow.headers().contains_key(header::RETRY_AFTER));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let fast = app.oneshot(request("/fast")).await.unwrap();
+        assert_eq!(fast.status(), StatusCode::OK);
+    }
 }

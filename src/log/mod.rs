@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::clock::Clock;
 use crate::crypto::{self, SignedItem, SigningContext};
-use crate::domain::{AdminKey, Outcome, RejectReason, Rejection};
+use crate::domain::{AdminKey, Outcome, ProbeId, RejectReason, Rejection};
 use crate::entry;
 use crate::merkle::{self, Hash, TileSubtreeSource};
 use crate::metrics::LedgerMetrics;
@@ -35,7 +35,8 @@ pub use shared::PublishedCheckpoint;
 pub use store::{LogStore, SledStore, StoreError};
 pub use writer::{CommandOutcome, WriteError, MAX_EVENTS_PER_COMMIT};
 
-use writer::{VerifiedCommand, VerifiedObservation, WriteOp};
+use writer::WriteOp;
+pub use writer::{VerifiedCommand, VerifiedObservation};
 
 /// Below this many signatures, verifying inline is cheaper than a hop to a blocking thread.
 const INLINE_VERIFY_LIMIT: usize = 8;
@@ -72,6 +73,72 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 pub struct Envelope {
     pub body: Vec<u8>,
     pub signature: Vec<u8>,
+}
+
+/// A batch after ingest rules 1–3: per event, its rejection or the verified observation.
+#[derive(Debug)]
+pub struct VerifiedBatch {
+    events: Vec<Result<VerifiedObservation, Rejection>>,
+    started: Instant,
+}
+
+impl VerifiedBatch {
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The probes whose signatures verified in this batch, with how many of their
+    /// observations it carries (in first-seen order).
+    pub fn verified_probes(&self) -> Vec<(ProbeId, usize)> {
+        let mut order = Vec::new();
+        let mut counts: std::collections::HashMap<&ProbeId, usize> =
+            std::collections::HashMap::new();
+        for verified in self.events.iter().filter_map(|event| event.as_ref().ok()) {
+            let probe = &verified.observation.probe_id;
+            let count = counts.entry(probe).or_insert_with(|| {
+                order.push(probe);
+                0
+            });
+            *count += 1;
+        }
+        order
+            .into_iter()
+            .map(|probe| (probe.clone(), counts[probe]))
+            .collect()
+    }
+
+    /// Per event: the rejection, or the verified observation.
+    pub fn events(&self) -> &[Result<VerifiedObservation, Rejection>] {
+        &self.events
+    }
+}
+
+impl VerifiedObservation {
+    /// The decoded observation whose signature verified.
+    pub fn observation(&self) -> &crate::domain::Observation {
+        &self.observation
+    }
+}
+
+/// A batch in the writer's queue; its outcomes arrive once every accepted event is durable.
+pub struct PendingOutcomes<'a> {
+    answer: oneshot::Receiver<Result<Vec<Outcome>, WriteError>>,
+    started: Instant,
+    metrics: &'a LedgerMetrics,
+}
+
+impl PendingOutcomes<'_> {
+    pub async fn outcomes(self) -> Result<Vec<Outcome>, WriteError> {
+        let outcomes = self.answer.await.map_err(|_| stopped())??;
+        self.metrics
+            .record_submit(&outcomes, self.started.elapsed());
+        Ok(outcomes)
+    }
 }
 
 /// Why a command was not applied.
@@ -188,22 +255,43 @@ impl Ledger {
     }
 
     /// Judges each observation on its own and answers one outcome per envelope, in order,
-    /// once every accepted one is durable.
+    /// once every accepted one is durable. The same as [`Ledger::verify`], then
+    /// [`Ledger::enqueue`], then waiting for the outcomes.
     pub async fn submit(&self, envelopes: Vec<Envelope>) -> Result<Vec<Outcome>, WriteError> {
+        let batch = self.verify(envelopes).await?;
+        self.enqueue(batch).await?.outcomes().await
+    }
+
+    /// Ingest rules 1–3 for a batch (decoding, registry, signatures), off the async threads
+    /// for large batches. Nothing is written; the result says which probes authenticated
+    /// themselves, so admission control can act on them before [`Ledger::enqueue`].
+    pub async fn verify(&self, envelopes: Vec<Envelope>) -> Result<VerifiedBatch, WriteError> {
         let started = Instant::now();
         let registry = self.shared.registry();
         let events = if envelopes.len() < INLINE_VERIFY_LIMIT {
-            precheck_and_verify(&registry, envelopes)
+            verify_envelopes(&registry, envelopes)
         } else {
-            tokio::task::spawn_blocking(move || precheck_and_verify(&registry, envelopes))
+            tokio::task::spawn_blocking(move || verify_envelopes(&registry, envelopes))
                 .await
                 .map_err(|e| WriteError::Unavailable(format!("verification task failed: {e}")))?
         };
+        Ok(VerifiedBatch { events, started })
+    }
+
+    /// Hands a verified batch to the writer (waiting while its queue is full) and returns
+    /// at once; batches enqueued one after another are judged in that order.
+    pub async fn enqueue(&self, batch: VerifiedBatch) -> Result<PendingOutcomes<'_>, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.send(WriteOp::Observations { events, reply }).await?;
-        let outcomes = answer.await.map_err(|_| stopped())??;
-        self.metrics.record_submit(&outcomes, started.elapsed());
-        Ok(outcomes)
+        self.send(WriteOp::Observations {
+            events: batch.events,
+            reply,
+        })
+        .await?;
+        Ok(PendingOutcomes {
+            answer,
+            started: batch.started,
+            metrics: &self.metrics,
+        })
     }
 
     /// Verifies and applies one signed admin command.
@@ -213,24 +301,10 @@ impl Ledger {
         body: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<CommandOutcome, ApplyError> {
-        let command = entry::decode_command(&body).map_err(|e| ApplyError::Invalid(e.0))?;
-        let registry = self.shared.registry();
-        let key = registry
-            .admin_key(&signer)
-            .ok_or_else(|| CommandRefusal::UnknownSigner(signer.clone()))?;
-        let verified = crypto::parse_signature(&signature)
-            .is_some_and(|sig| crypto::verify(key, SigningContext::Command, &body, &sig));
-        if !verified {
-            return Err(ApplyError::BadSignature(signer));
-        }
+        let command = verify_command(&self.shared.registry(), signer, body, signature)?;
         let (reply, answer) = oneshot::channel();
         self.send(WriteOp::Command {
-            command: Box::new(VerifiedCommand {
-                signer,
-                body,
-                signature,
-                command,
-            }),
+            command: Box::new(command),
             reply,
         })
         .await?;
@@ -380,8 +454,9 @@ fn stopped() -> WriteError {
 
 /// Ingest rules 1–3 for a batch: decode and validate, look up probe and service, verify
 /// signatures (batch verification for large batches). Sequence and time are judged by the
-/// writer, against the log order.
-fn precheck_and_verify(
+/// writer, against the log order. Pure, so that it can be fuzzed exactly as ingest runs it
+/// on untrusted bytes.
+pub fn verify_envelopes(
     registry: &Registry,
     envelopes: Vec<Envelope>,
 ) -> Vec<Result<VerifiedObservation, Rejection>> {
@@ -461,6 +536,46 @@ fn precheck(
         },
         signature,
     ))
+}
+
+/// Decodes a signed admin command and verifies its signature against its signer's genesis
+/// key; whether it fits the current state is the writer's [`Registry::check`]. Pure, so that
+/// it can be fuzzed exactly as `Apply` runs it on untrusted bytes.
+pub fn verify_command(
+    registry: &Registry,
+    signer: String,
+    body: Vec<u8>,
+    signature: Vec<u8>,
+) -> Result<VerifiedCommand, ApplyError> {
+    let command = entry::decode_command(&body).map_err(|e| ApplyError::Invalid(e.0))?;
+    let key = registry
+        .admin_key(&signer)
+        .ok_or_else(|| CommandRefusal::UnknownSigner(signer.clone()))?;
+    let verified = crypto::parse_signature(&signature)
+        .is_some_and(|sig| crypto::verify(key, SigningContext::Command, &body, &sig));
+    if !verified {
+        return Err(ApplyError::BadSignature(signer));
+    }
+    Ok(VerifiedCommand {
+        signer,
+        body,
+        signature,
+        command,
+    })
+}
+
+impl VerifiedCommand {
+    pub fn signer(&self) -> &str {
+        &self.signer
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn command(&self) -> &crate::domain::AdminCommand {
+        &self.command
+    }
 }
 
 /// Wakes the writer a few times per checkpoint interval so a grown log gets its checkpoint

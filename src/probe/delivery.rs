@@ -87,9 +87,15 @@ impl Delivery {
                     backoff.reset();
                     self.settle(&batch, settlements).await?;
                 }
-                Err(problem) => {
+                Err(Failure {
+                    problem,
+                    retry_after,
+                }) => {
                     ingest = None;
-                    let delay = backoff.next_delay(rand::random::<f64>());
+                    // A ledger that says when to come back (rate limit) is not asked sooner.
+                    let delay = backoff
+                        .next_delay(rand::random::<f64>())
+                        .max(retry_after.unwrap_or_default());
                     let pending = self.spool.lock().expect("spool lock").pending_count();
                     tracing::warn!(
                         ledger = %self.ledger,
@@ -118,7 +124,7 @@ impl Delivery {
         &self,
         ingest: &mut Option<IngestServiceClient<Channel>>,
         batch: &[SpooledObservation],
-    ) -> Result<Vec<(u64, Settlement)>, String> {
+    ) -> Result<Vec<(u64, Settlement)>, Failure> {
         let connected = match ingest {
             Some(connected) => connected,
             None => {
@@ -151,11 +157,13 @@ impl Delivery {
                     humantime::format_duration(SUBMIT_TIMEOUT)
                 )
             })?
-            .map_err(|status| {
-                known_cause(&status)
-                    .unwrap_or_else(|| format!("{:?}: {}", status.code(), status.message()))
+            .map_err(|status| Failure {
+                problem: known_cause(&status)
+                    .unwrap_or_else(|| format!("{:?}: {}", status.code(), status.message())),
+                retry_after: tonic_types::StatusExt::get_details_retry_info(&status)
+                    .and_then(|info| info.retry_delay),
             })?;
-        settlements(batch, &response.into_inner().acks)
+        Ok(settlements(batch, &response.into_inner().acks)?)
     }
 
     /// Counts and logs the outcomes, then settles them in the spool (on a blocking thread:
@@ -190,6 +198,28 @@ impl Delivery {
         tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").settle(&settlements))
             .await
             .expect("the settle task does not panic")
+    }
+}
+
+/// Why a `Submit` failed as a whole, and how long the ledger asked us to wait, if it did
+/// (`RESOURCE_EXHAUSTED` from the per-probe rate limit carries a `RetryInfo`).
+struct Failure {
+    problem: String,
+    retry_after: Option<Duration>,
+}
+
+impl From<String> for Failure {
+    fn from(problem: String) -> Failure {
+        Failure {
+            problem,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(problem: &str) -> Failure {
+        problem.to_owned().into()
     }
 }
 

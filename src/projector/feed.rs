@@ -3,7 +3,7 @@
 //! projection through here, so they cannot disagree about what an entry means.
 
 use crate::domain::{duration_millis, Command, Genesis};
-use crate::entry::{DecodedEntry, Payload};
+use crate::entry::{DecodedEntry, Payload, ProjectionEntry};
 use crate::projection::{ProjectionConfig, ProjectionInput, ServiceSpec};
 
 /// What the projection needs from the genesis.
@@ -92,5 +92,30 @@ pub fn apply_owned_entry(projection: &mut crate::projection::Projection, entry: 
             status: observation.status,
         }),
         other => apply_entry(projection, &other),
+    }
+}
+
+/// Applies one entry decoded by [`crate::entry::decode_for_projection`] (the rebuild path).
+pub fn apply_projection_entry(
+    projection: &mut crate::projection::Projection,
+    entry: ProjectionEntry,
+) {
+    match entry {
+        ProjectionEntry::Observation {
+            index,
+            received_at,
+            probe_id,
+            service_id,
+            observed_at,
+            status,
+        } => projection.apply(ProjectionInput::Observation {
+            index,
+            received_at,
+            probe_id: probe_id.into_string(),
+            service_id: service_id.into_string(),
+            observed_at,
+            status,
+        }),
+        ProjectionEntry::Other(entry) => apply_owned_entry(projection, *entry),
     }
 }

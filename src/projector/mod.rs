@@ -29,6 +29,8 @@ use snapshot_store::{SnapshotStore, StoredSnapshot};
 pub const DEFAULT_STATE_CHANGE_BUFFER: usize = 1024;
 /// Entries read from the log per step while catching up.
 const READ_CHUNK: u64 = 8192;
+/// Threads reading and decoding the log during a replay (the applying thread is a third).
+const DECODERS: usize = 2;
 
 pub struct ProjectorConfig {
     /// The projection store lives in `data_dir/projections`.
@@ -342,33 +344,41 @@ fn catch_up(ledger: &Ledger, published: &mut Published) -> Result<(), ProjectorE
 
 /// Applies entries `[published.tree_size, until)` and advances `tree_size` and `as_of`.
 ///
-/// Reading and decoding run on a second thread, a chunk ahead of applying, so a rebuild
-/// uses two cores.
+/// Reading and decoding run on [`DECODERS`] threads, each taking every other chunk and
+/// working ahead of the applying thread, which takes the chunks back in order.
 fn apply_range(
     ledger: &Ledger,
     published: &mut Published,
     until: u64,
 ) -> Result<(), ProjectorError> {
     let from = published.tree_size;
-    let (chunks, decoded_chunks) =
-        std::sync::mpsc::sync_channel::<Result<Vec<entry::DecodedEntry>, ProjectorError>>(4);
+    let chunk_count = (until - from).div_ceil(READ_CHUNK);
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut start = from;
-            while start < until {
-                let end = until.min(start + READ_CHUNK);
-                let chunk = decode_range(ledger, start, end);
-                let failed = chunk.is_err();
-                if chunks.send(chunk).is_err() || failed {
-                    return;
+        let mut receivers = Vec::with_capacity(DECODERS);
+        for decoder in 0..DECODERS as u64 {
+            let (chunks, decoded_chunks) = std::sync::mpsc::sync_channel::<
+                Result<Vec<entry::ProjectionEntry>, ProjectorError>,
+            >(2);
+            receivers.push(decoded_chunks);
+            scope.spawn(move || {
+                for chunk in (decoder..chunk_count).step_by(DECODERS) {
+                    let start = from + chunk * READ_CHUNK;
+                    let end = until.min(start + READ_CHUNK);
+                    let decoded = decode_range(ledger, start, end);
+                    let failed = decoded.is_err();
+                    if chunks.send(decoded).is_err() || failed {
+                        return;
+                    }
                 }
-                start = end;
-            }
-        });
-        for chunk in decoded_chunks {
-            for decoded in chunk? {
-                published.as_of = published.as_of.max(decoded.received_at);
-                feed::apply_owned_entry(&mut published.projection, decoded);
+            });
+        }
+        for chunk in 0..chunk_count {
+            let decoded = receivers[(chunk % DECODERS as u64) as usize]
+                .recv()
+                .map_err(|_| ProjectorError::Log("a log reader stopped early".into()))?;
+            for entry in decoded? {
+                published.as_of = published.as_of.max(entry.received_at());
+                feed::apply_projection_entry(&mut published.projection, entry);
                 published.tree_size += 1;
             }
         }
@@ -387,7 +397,7 @@ fn decode_range(
     ledger: &Ledger,
     start: u64,
     end: u64,
-) -> Result<Vec<entry::DecodedEntry>, ProjectorError> {
+) -> Result<Vec<entry::ProjectionEntry>, ProjectorError> {
     let mut decoded = Vec::with_capacity((end - start) as usize);
     for item in ledger
         .entries(start..end)
@@ -395,7 +405,7 @@ fn decode_range(
     {
         let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
         decoded.push(
-            entry::decode_entry(&bytes)
+            entry::decode_for_projection(&bytes)
                 .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?,
         );
     }
@@ -470,8 +480,8 @@ impl Projections {
         let decoded = decode_range(&self.ledger, from, tree_size)?;
         let mut published = self.published.write().expect("projection lock");
         for entry in decoded {
-            published.as_of = published.as_of.max(entry.received_at);
-            feed::apply_owned_entry(&mut published.projection, entry);
+            published.as_of = published.as_of.max(entry.received_at());
+            feed::apply_projection_entry(&mut published.projection, entry);
         }
         published.tree_size = tree_size;
         published.checkpoint = note;

@@ -4,11 +4,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admission::Admission;
 use super::{convert, status};
+use crate::domain::Outcome;
 use crate::log::{Ledger, MAX_EVENTS_PER_COMMIT};
 use crate::pb;
 use crate::pb::ingest_service_server::IngestService;
@@ -25,6 +27,7 @@ const _: () = assert!(MAX_SUBMIT_BATCH <= MAX_EVENTS_PER_COMMIT);
 
 pub struct IngestApi {
     pub ledger: Arc<Ledger>,
+    pub admission: Arc<Admission>,
 }
 
 type AckStream =
@@ -32,6 +35,7 @@ type AckStream =
 
 #[tonic::async_trait]
 impl IngestService for IngestApi {
+    /// Its unit of admission was taken before the body was decoded (`ShedSubmitsLayer`).
     async fn submit(
         &self,
         request: Request<pb::SubmitRequest>,
@@ -44,9 +48,18 @@ impl IngestService for IngestApi {
             )));
         }
         let envelopes = observations.into_iter().map(convert::envelope).collect();
+        let batch = self
+            .ledger
+            .verify(envelopes)
+            .await
+            .map_err(status::write_error)?;
+        self.admission.charge(&batch)?;
         let outcomes = self
             .ledger
-            .submit(envelopes)
+            .enqueue(batch)
+            .await
+            .map_err(status::write_error)?
+            .outcomes()
             .await
             .map_err(status::write_error)?;
         Ok(Response::new(pb::SubmitResponse {
@@ -66,10 +79,15 @@ impl IngestService for IngestApi {
         let (pending, mut pending_in) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
 
         // Reader: hand each chunk of arrived observations to the ledger without waiting for
-        // the previous chunk, so several chunks share group commits.
+        // the previous chunk, so several chunks share group commits. Chunks are verified in
+        // parallel but pass admission and enter the writer's queue strictly in stream order
+        // (a later chunk overtaking an earlier one would make the earlier seqs stale).
         let ledger = self.ledger.clone();
+        let admission = self.admission.clone();
         tokio::spawn(async move {
             let mut chunks = inbound.ready_chunks(STREAM_CHUNK);
+            let (first_turn, mut turn) = oneshot::channel();
+            let _ = first_turn.send(true);
             while let Some(chunk) = chunks.next().await {
                 let mut envelopes = Vec::with_capacity(chunk.len());
                 let mut failure = None;
@@ -89,8 +107,23 @@ impl IngestService for IngestApi {
                     }
                 }
                 if !envelopes.is_empty() {
-                    let ledger = ledger.clone();
-                    let submitted = tokio::spawn(async move { ledger.submit(envelopes).await });
+                    let unit = match admission.try_enter() {
+                        Ok(unit) => unit,
+                        Err(status) => {
+                            tracing::warn!("ingest overloaded: a SubmitStream was ended");
+                            let _ = pending.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    let (next_turn, following) = oneshot::channel();
+                    let previous = std::mem::replace(&mut turn, following);
+                    let submitted = tokio::spawn(submit_in_turn(
+                        ledger.clone(),
+                        admission.clone(),
+                        envelopes,
+                        (previous, next_turn),
+                        unit,
+                    ));
                     if pending.send(Ok(submitted)).await.is_err() {
                         return;
                     }
@@ -102,7 +135,8 @@ impl IngestService for IngestApi {
             }
         });
 
-        // Writer: answer chunks strictly in the order they were read.
+        // Writer: answer chunks strictly in the order they were read; the first failure
+        // ends the stream.
         tokio::spawn(async move {
             while let Some(next) = pending_in.recv().await {
                 let submitted = match next {
@@ -114,8 +148,8 @@ impl IngestService for IngestApi {
                 };
                 let outcomes = match submitted.await {
                     Ok(Ok(outcomes)) => outcomes,
-                    Ok(Err(error)) => {
-                        let _ = acks.send(Err(status::write_error(error))).await;
+                    Ok(Err(status)) => {
+                        let _ = acks.send(Err(status)).await;
                         return;
                     }
                     Err(join_error) => {
@@ -139,4 +173,33 @@ impl IngestService for IngestApi {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(acks_out))))
     }
+}
+
+/// One chunk of a stream: verified at once, then — once the previous chunk has passed
+/// admission and been queued (`turn.0` says whether it was) — charged to its probes and
+/// queued, which lets the next chunk go (`turn.1`). After a refused chunk every later
+/// chunk of the stream is refused too, so nothing after the error is stored.
+async fn submit_in_turn(
+    ledger: Arc<Ledger>,
+    admission: Arc<Admission>,
+    envelopes: Vec<crate::log::Envelope>,
+    turn: (oneshot::Receiver<bool>, oneshot::Sender<bool>),
+    _unit: OwnedSemaphorePermit,
+) -> Result<Vec<Outcome>, Status> {
+    let (previous, next) = turn;
+    let verified = ledger.verify(envelopes).await;
+    let go = previous.await.unwrap_or(false);
+    let queued = async {
+        if !go {
+            return Err(Status::aborted(
+                "an earlier part of this stream was refused; nothing after it was stored",
+            ));
+        }
+        let batch = verified.map_err(status::write_error)?;
+        admission.charge(&batch)?;
+        ledger.enqueue(batch).await.map_err(status::write_error)
+    }
+    .await;
+    let _ = next.send(queued.is_ok());
+    queued?.outcomes().await.map_err(status::write_error)
 }

@@ -2,6 +2,7 @@
 //! reflection. Protobuf types stop here; errors become `tonic::Status` only in `status`.
 
 mod admin;
+pub mod admission;
 mod convert;
 mod ingest;
 mod log;
@@ -10,13 +11,12 @@ mod status;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
 use tonic::transport::Server;
 
+use crate::limits::{ConnectionLimit, Limits};
 use crate::log::Ledger;
 use crate::pb;
 use crate::projector::Projections;
@@ -27,18 +27,41 @@ pub use ingest::MAX_SUBMIT_BATCH;
 pub const MAX_DECODE_BYTES: usize = 4 * 1024 * 1024;
 /// Concurrent HTTP/2 streams (RPCs) per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
-/// Ping idle connections this often, and drop those that do not answer in time.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a unary call may take (streams are not limited: their handlers return at once).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Streams a client may open and reset before the server answers them (HTTP/2 "rapid
+/// reset", CVE-2023-44487); past this the connection is closed with ENHANCE_YOUR_CALM.
+pub const MAX_PENDING_RESETS: usize = 20;
 
-/// Serves every gRPC service on `listener` until `shutdown` resolves, then stops accepting,
-/// reports NOT_SERVING and waits for in-flight RPCs to finish.
+/// [`serve_with`] under the default [`Limits`].
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    serve_with(listener, ledger, projections, Limits::default(), shutdown).await
+}
+
+/// Serves every gRPC service on `listener` under `limits` until `shutdown` resolves, then
+/// stops accepting, reports NOT_SERVING and waits for in-flight RPCs to finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let admission = Arc::new(admission::Admission::new(&limits));
+    serve_admitted(listener, ledger, projections, limits, admission, shutdown).await
+}
+
+/// [`serve_with`], with the ingest admission control given (tests hold its units to
+/// saturate the server deterministically).
+pub async fn serve_admitted(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    limits: Limits,
+    admission: Arc<admission::Admission>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -71,6 +94,7 @@ pub async fn serve(
 
     let ingest = pb::ingest_service_server::IngestServiceServer::new(ingest::IngestApi {
         ledger: ledger.clone(),
+        admission: admission.clone(),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
     let admin = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
@@ -94,18 +118,23 @@ pub async fn serve(
         tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
     };
 
+    let connections =
+        ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
     Server::builder()
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(limits.grpc_request_timeout)
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
+        .layer(admission::ShedSubmitsLayer { admission })
         // HTTP/2's default 64 KiB windows hold ~300 observations per connection: too few
         // to keep group commits full when a probe streams.
         .initial_stream_window_size(Some(1024 * 1024))
         .initial_connection_window_size(Some(4 * 1024 * 1024))
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_max_header_list_size(Some(limits.max_header_bytes))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -114,22 +143,24 @@ pub async fn serve(
         .add_service(admin)
         .add_service(log)
         .add_service(query)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener, connections), shutdown)
         .await
 }
 
-/// Accepted connections with Nagle's algorithm off. (The builder's `tcp_nodelay` only
-/// applies to listeners tonic binds itself; without this every response waits ~40 ms for
-/// the client's delayed ACK.)
+/// Accepted connections under the connection cap, each closed when its client goes silent
+/// (see [`ConnectionLimit::accept`]), with Nagle's algorithm off.
 fn incoming(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
+    connections: ConnectionLimit,
+) -> impl tokio_stream::Stream<Item = std::io::Result<crate::limits::LimitedIo<tokio::net::TcpStream>>>
+{
+    futures_util::stream::unfold(
+        (listener, connections),
+        |(listener, connections)| async move {
+            let accepted = connections.accept(&listener).await;
+            Some((Ok(accepted), (listener, connections)))
+        },
+    )
 }
 
 /// tonic refuses a message over the decode limit with OUT_OF_RANGE; to a client that is

@@ -20,12 +20,14 @@ use uptime_ledger::clock::ManualClock;
 use uptime_ledger::domain::{
     AdminCommand, AdminKey, Command, Observation, ProbeId, Quorum, ServiceId, ServiceSpec, Status,
 };
+use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::pb;
 use uptime_ledger::pb::admin_service_client::AdminServiceClient;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
 use uptime_ledger::projector::{Projections, ProjectorConfig};
+use uptime_ledger::rpc::admission::Admission;
 
 /// 2026-11-27T00:00:00Z, the tests' "now".
 pub const T0: i64 = 1_795_737_600_000;
@@ -47,6 +49,9 @@ pub struct TestLedger {
     ledger_key: SigningKey,
     stop: Option<watch::Sender<bool>>,
     server: Option<JoinHandle<()>>,
+    /// The servers' limits, and the ingest admission control they share.
+    pub limits: Limits,
+    pub admission: Arc<Admission>,
     pub admin_seq: u64,
     _temp: Option<tempfile::TempDir>,
 }
@@ -81,6 +86,18 @@ impl TestLedger {
         ledger
     }
 
+    /// A fresh ledger whose servers run under `limits`.
+    pub async fn start_with_limits(limits: Limits) -> TestLedger {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let ledger = open(&dir, clock.clone(), &key(200), &key(201)).expect("the ledger opens");
+        let mut ledger =
+            TestLedger::serve_opened_with(&dir, clock, ledger, key(200), key(201), limits).await;
+        ledger._temp = Some(temp);
+        ledger
+    }
+
     pub async fn start_in(
         dir: &Path,
         clock: Arc<ManualClock>,
@@ -98,9 +115,27 @@ impl TestLedger {
         ledger_key: SigningKey,
         admin: SigningKey,
     ) -> TestLedger {
+        TestLedger::serve_opened_with(dir, clock, ledger, ledger_key, admin, Limits::default())
+            .await
+    }
+
+    async fn serve_opened_with(
+        dir: &Path,
+        clock: Arc<ManualClock>,
+        ledger: Arc<Ledger>,
+        ledger_key: SigningKey,
+        admin: SigningKey,
+        limits: Limits,
+    ) -> TestLedger {
         let projections = start_projections(&ledger, dir, clock.clone(), false);
-        let (address, http_address, stop, server) =
-            serve(ledger.clone(), projections.clone()).await;
+        let admission = Arc::new(Admission::new(&limits));
+        let (address, http_address, stop, server) = serve(
+            ledger.clone(),
+            projections.clone(),
+            limits.clone(),
+            admission.clone(),
+        )
+        .await;
         TestLedger {
             dir: dir.to_owned(),
             clock,
@@ -112,6 +147,8 @@ impl TestLedger {
             ledger_key,
             stop: Some(stop),
             server: Some(server),
+            limits,
+            admission,
             admin_seq: 1,
             _temp: None,
         }
@@ -145,7 +182,14 @@ impl TestLedger {
         let projections = start_projections(&ledger, &self.dir, self.clock.clone(), rebuild);
         self.ledger = Some(ledger);
         self.projections = Some(projections.clone());
-        let (address, http_address, stop, server) = serve(self.ledger().clone(), projections).await;
+        self.admission = Arc::new(Admission::new(&self.limits));
+        let (address, http_address, stop, server) = serve(
+            self.ledger().clone(),
+            projections,
+            self.limits.clone(),
+            self.admission.clone(),
+        )
+        .await;
         self.address = address;
         self.http_address = http_address;
         self.stop = Some(stop);
@@ -352,6 +396,8 @@ pub fn start_projections(
 async fn serve(
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
+    limits: Limits,
+    admission: Arc<Admission>,
 ) -> (String, String, watch::Sender<bool>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -364,12 +410,20 @@ async fn serve(
             let _ = stopped.wait_for(|&stop| stop).await;
         }
     };
-    let http = uptime_ledger::http::serve_http(
+    let http = uptime_ledger::http::serve_http_with(
         http_listener,
         uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone()),
+        limits.clone(),
         when_stopped(),
     );
-    let grpc = uptime_ledger::rpc::serve(listener, ledger, projections, when_stopped());
+    let grpc = uptime_ledger::rpc::serve_admitted(
+        listener,
+        ledger,
+        projections,
+        limits,
+        admission,
+        when_stopped(),
+    );
     let server = tokio::spawn(async move {
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.unwrap();
