@@ -26,7 +26,10 @@
 //!
 //! - Errors name the first bad entry. Within a chunk, judging stops at the first entry that
 //!   breaks a rule; then the signatures of the entries before it are verified, and a bad
-//!   one among them is reported instead, being earlier.
+//!   one among them is reported instead, being earlier. A chunk's signatures are verified
+//!   in the background while the next chunk is judged (judging is sequential, verifying
+//!   is not, so the cores stay busy); a bad one is reported before anything a later chunk
+//!   turns up.
 //! - An observation is judged in the ledger's order (probe, revocation, service, seq, time
 //!   bounds); every `seq` at or below the probe's last one is reported as `stale_seq`, since
 //!   neither a duplicate nor an equivocation may ever be appended.
@@ -159,6 +162,8 @@ pub struct PrefixAudit {
     next_index: u64,
     last_received_at: Millis,
     counts: AuditCounts,
+    /// The previous chunk's signatures, being verified while the next chunk is judged.
+    verifying: Option<std::thread::JoinHandle<Result<u64, AuditError>>>,
 }
 
 /// The state the ingest rules are judged against, as the log has made it so far.
@@ -207,11 +212,17 @@ impl PrefixAudit {
             next_index: 0,
             last_received_at: Millis::MIN,
             counts: AuditCounts::default(),
+            verifying: None,
         }
     }
 
     /// Judges the next entries of the log (in order, starting where the previous call
-    /// stopped), verifies their signatures on all cores and applies them to the projection.
+    /// stopped), applies them to the projection and verifies their signatures on all cores.
+    ///
+    /// Verification is pipelined: a chunk's signatures are verified in the background
+    /// while the caller hands over and this judges the next chunk; a bad signature is
+    /// reported by the next call or by [`PrefixAudit::finish`], before anything found in
+    /// a later chunk, so the error still names the first bad entry.
     pub fn check_entries<E: AsRef<[u8]>>(
         mut self,
         entries: &[E],
@@ -236,18 +247,35 @@ impl PrefixAudit {
                 }
             }
         }
-        if let Some(bad) = first_bad_signature(&decoded, &pending) {
-            return Err(bad_signature(&decoded[pending[bad].position]));
-        }
-        self.counts.signatures_verified += pending.len() as u64;
+        self.join_verification()?;
         match refusal {
-            Some(error) => Err(error),
-            None => Ok(self),
+            Some(error) => {
+                verify_chunk(&decoded, &pending)?;
+                Err(error)
+            }
+            None => {
+                self.verifying = Some(std::thread::spawn(move || {
+                    verify_chunk(&decoded, &pending)
+                }));
+                Ok(self)
+            }
         }
     }
 
+    /// Waits for the chunk being verified in the background, if any.
+    fn join_verification(&mut self) -> Result<(), AuditError> {
+        if let Some(verifying) = self.verifying.take() {
+            let verified = verifying
+                .join()
+                .expect("a verification thread panicked")?;
+            self.counts.signatures_verified += verified;
+        }
+        Ok(())
+    }
+
     /// Ends the audit: every entry the checkpoint covers must have been checked.
-    pub fn finish(self, checkpoint: &Checkpoint) -> Result<AuditedPrefix, AuditError> {
+    pub fn finish(mut self, checkpoint: &Checkpoint) -> Result<AuditedPrefix, AuditError> {
+        self.join_verification()?;
         let judge = self.judge.ok_or(AuditError::MissingGenesis)?;
         if self.next_index != checkpoint.tree_size {
             return Err(AuditError::WrongSize {
@@ -492,6 +520,15 @@ fn signed_body(entry: &DecodedEntry) -> &[u8] {
     match &entry.payload {
         Payload::Observation { body, .. } | Payload::Command { body, .. } => body,
         Payload::Genesis(_) => &[],
+    }
+}
+
+/// Verifies a judged chunk's signatures; the number verified, or the error naming the
+/// first entry whose signature does not verify.
+fn verify_chunk(decoded: &[DecodedEntry], pending: &[PendingSignature]) -> Result<u64, AuditError> {
+    match first_bad_signature(decoded, pending) {
+        Some(bad) => Err(bad_signature(&decoded[pending[bad].position])),
+        None => Ok(pending.len() as u64),
     }
 }
 

@@ -60,3 +60,12 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
     (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
 }
+
+/// CPU seconds the calling thread has run, to the nanosecond where the kernel keeps
+/// scheduler statistics (`/proc/thread-self/schedstat`), else in 1/100 s ticks.
+pub fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or_else(|| cpu_seconds("thread-self"), |ns| ns / 1e9)
+}
