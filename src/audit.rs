@@ -254,9 +254,7 @@ impl PrefixAudit {
                 Err(error)
             }
             None => {
-                self.verifying = Some(std::thread::spawn(move || {
-                    verify_chunk(&decoded, &pending)
-                }));
+                self.verifying = Some(std::thread::spawn(move || verify_chunk(&decoded, &pending)));
                 Ok(self)
             }
         }
@@ -265,9 +263,7 @@ impl PrefixAudit {
     /// Waits for the chunk being verified in the background, if any.
     fn join_verification(&mut self) -> Result<(), AuditError> {
         if let Some(verifying) = self.verifying.take() {
-            let verified = verifying
-                .join()
-                .expect("a verification thread panicked")?;
+            let verified = verifying.join().expect("a verification thread panicked")?;
             self.counts.signatures_verified += verified;
         }
         Ok(())
@@ -1163,6 +1159,67 @@ mod tests {
         let broken_rule = log.observation(T0, "p9", 11, 1, T0, Status::Up);
         log.observation(T0, "p1", 12, 1, T0, Status::Up);
         assert_eq!(rejected_reason(log.audit()).0, broken_rule);
+    }
+
+    /// Audits `log` a few entries at a time, so chunks are verified in the background
+    /// while later ones are judged.
+    fn audit_in_chunks(log: &LogBuilder, chunk: usize) -> Result<AuditedPrefix, AuditError> {
+        let mut audit = PrefixAudit::new(&verifier());
+        for entries in log.entries.chunks(chunk) {
+            audit = audit.check_entries(entries)?;
+        }
+        audit.finish(&log.checkpoint())
+    }
+
+    #[test]
+    fn across_chunks_the_earlier_of_a_bad_signature_and_a_broken_rule_is_reported() {
+        // The bad signature is in one chunk, the broken rule in a later one, judged while
+        // the first is still being verified.
+        let mut log = LogBuilder::new();
+        let mut bad_signature = 0;
+        for seq in 1..=40u64 {
+            let signer = if seq == 7 { 12 } else { 11 };
+            let index = log.observation(T0, "p1", signer, seq, T0, Status::Up);
+            if seq == 7 {
+                bad_signature = index;
+            }
+        }
+        log.observation(T0, "p9", 11, 1, T0, Status::Up);
+        for chunk in [1, 5, 16, 1000] {
+            assert!(
+                matches!(
+                    audit_in_chunks(&log, chunk),
+                    Err(AuditError::BadSignature { index, .. }) if index == bad_signature
+                ),
+                "chunk {chunk}"
+            );
+        }
+
+        // A bad signature in the last chunk is found by finish.
+        let mut log = LogBuilder::new();
+        for seq in 1..=40u64 {
+            log.observation(T0, "p1", 11, seq, T0, Status::Up);
+        }
+        let last = log.observation(T0, "p1", 12, 41, T0, Status::Up);
+        assert!(matches!(
+            audit_in_chunks(&log, 8),
+            Err(AuditError::BadSignature { index, .. }) if index == last
+        ));
+
+        // Honest, every signature is counted once, whatever the chunking.
+        let mut log = LogBuilder::new();
+        for seq in 1..=40u64 {
+            log.observation(T0, "p1", 11, seq, T0, Status::Up);
+        }
+        for chunk in [1, 7, 1000] {
+            assert_eq!(
+                audit_in_chunks(&log, chunk)
+                    .unwrap()
+                    .counts
+                    .signatures_verified,
+                43
+            );
+        }
     }
 
     #[test]

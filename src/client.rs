@@ -220,8 +220,10 @@ pub async fn download_and_audit(
     mut progress: impl FnMut(AuditStep, u64),
 ) -> Result<AuditedPrefix, LogAuditError> {
     progress(AuditStep::Download, 0);
-    let downloaded =
-        download_entries(log, checkpoint.tree_size, || progress(AuditStep::Download, 1)).await?;
+    let downloaded = download_entries(log, checkpoint.tree_size, || {
+        progress(AuditStep::Download, 1)
+    })
+    .await?;
     let root = check_root(checkpoint, &downloaded);
 
     progress(AuditStep::Verify, 0);

@@ -37,6 +37,9 @@ pub struct AuditResult {
     pub verify_entries_per_cpu_s: f64,
     /// Both steps, end to end.
     pub total_entries_per_s: f64,
+    /// Peak RSS of this process (auditor and the ledger serving it): the auditor holds
+    /// every downloaded entry.
+    pub peak_rss_bytes: u64,
 }
 
 /// Audits the cached history in `built`.
@@ -83,5 +86,6 @@ pub async fn run(built: &Built) -> BenchResult<AuditResult> {
         verify_cores_used: verify_cpu_seconds / verify_seconds,
         verify_entries_per_cpu_s: entries as f64 / verify_cpu_seconds,
         total_entries_per_s: entries as f64 / (ended - started).as_secs_f64(),
+        peak_rss_bytes: super::peak_rss_bytes("self"),
     })
 }

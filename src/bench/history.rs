@@ -216,6 +216,8 @@ pub struct Built {
     pub tree_size: u64,
     /// `None` when the history was found in the cache.
     pub build_seconds: Option<f64>,
+    /// The build resumed an interrupted one: its time and rate cover only the rest.
+    pub resumed: bool,
 }
 
 /// What a history is made of: the services and probes an admin defines at its start, and
@@ -274,6 +276,7 @@ pub async fn ensure(root: &Path, days: u32) -> BenchResult<Built> {
         observations: built.tree_size - entries_before,
         tree_size: built.tree_size,
         build_seconds: built.build_seconds,
+        resumed: built.resumed,
     })
 }
 
@@ -294,19 +297,16 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
             observations: 0,
             tree_size,
             build_seconds: None,
+            resumed: false,
         });
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
     }
     let started = Instant::now();
     let (history_start, history_end) = source.span();
     let clock = Arc::new(ManualClock::new(history_start));
+    // A build that was interrupted resumes: from the chunk its last entry was received in,
+    // whose observations are submitted again (the ledger answers DUPLICATE for those it
+    // already holds).
     let served = serve(&dir, clock.clone(), false).await?;
-    let channel = crate::client::connect(&served.address)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
     let probes = source.probes();
     let mut commands: Vec<Command> = source
         .services()
@@ -320,7 +320,40 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
             location: format!("vantage point {}", probe + 1),
         });
     }
-    for (seq, command) in commands.into_iter().enumerate() {
+    let held = served.ledger.tree_size();
+    let resuming = held > 1;
+    if resuming && held < 1 + commands.len() as u64 {
+        return Err(format!(
+            "{} holds an interrupted build that stopped among its admin commands; delete it",
+            dir.display()
+        ));
+    }
+    let mut chunk_start = history_start;
+    if resuming {
+        let last = served
+            .ledger
+            .entries(held - 1..held)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("the log's last entry is missing")?
+            .map_err(|e| e.to_string())?;
+        let received_at = crate::entry::decode_entry(&last.1)
+            .map_err(|e| e.to_string())?
+            .received_at;
+        let chunks_done = (received_at - history_start - 1).max(0) / CHUNK_MS;
+        chunk_start = history_start + chunks_done * CHUNK_MS;
+        clock.set(received_at);
+        eprintln!(
+            "  resuming the interrupted build in {} ({held} entries) from {} ms",
+            dir.display(),
+            chunk_start
+        );
+    }
+    let channel = crate::client::connect(&served.address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
+    for (seq, command) in commands.into_iter().enumerate().filter(|_| !resuming) {
         let signed = crate::client::sign_command(
             "admin",
             &admin_key(),
@@ -340,7 +373,6 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
     let keys: Vec<SigningKey> = (0..probes.len()).map(probe_key).collect();
     let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
     let mut observed = 0u64;
-    let mut chunk_start = history_start;
     // Long histories report progress on stderr, every tenth of the span.
     let report_every = if history_end - history_start > 7 * DAY_MS {
         (history_end - history_start) / 10
@@ -375,10 +407,11 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
                 .map_err(|e| e.to_string())?
                 .into_inner()
                 .acks;
-            if let Some(bad) = acks
-                .iter()
-                .find(|a| a.status != pb::AckStatus::Accepted as i32)
-            {
+            let fine = |status: i32| {
+                status == pb::AckStatus::Accepted as i32
+                    || (resuming && status == pb::AckStatus::Duplicate as i32)
+            };
+            if let Some(bad) = acks.iter().find(|a| !fine(a.status)) {
                 return Err(format!("history ingest was refused: {bad:?}"));
             }
             observed += acks.len() as u64;
@@ -410,5 +443,6 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
         observations: observed,
         tree_size,
         build_seconds: Some(started.elapsed().as_secs_f64()),
+        resumed: resuming,
     })
 }

@@ -69,3 +69,13 @@ pub fn thread_cpu_seconds() -> f64 {
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .map_or_else(|| cpu_seconds("thread-self"), |ns| ns / 1e9)
 }
+
+/// Peak resident set size of process `pid` (or `"self"`), from `/proc`; 0 where unknown.
+pub fn peak_rss_bytes(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

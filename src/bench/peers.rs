@@ -75,9 +75,9 @@ impl Samples {
                 Some(known) if known == s => {}
                 Some(known) => {
                     return Err(format!(
-                        "{}:{number}: a second service {s:?} (after {known:?}); one service per file",
-                        path.display()
-                    ))
+                    "{}:{number}: a second service {s:?} (after {known:?}); one service per file",
+                    path.display()
+                ))
                 }
             }
             let ts: i64 = ts.parse().map_err(|_| bad())?;
@@ -160,8 +160,9 @@ impl Source for PeerHistory {
     }
 
     fn services(&self) -> Vec<ServiceSpec> {
-        let mut specs = vec![spec(&self.samples.service, self.samples.service.clone())
-            .expect("checked in run")];
+        let mut specs = vec![
+            spec(&self.samples.service, self.samples.service.clone()).expect("checked in run")
+        ];
         if self.per_probe {
             for (k, probe) in self.samples.probes.iter().enumerate() {
                 let name = format!("{} seen from {probe} alone", self.samples.service);
@@ -190,7 +191,10 @@ impl Source for PeerHistory {
             if self.per_probe {
                 services.push(ServiceId::parse(&self.per_probe_service(k)).expect("checked"));
             }
-            for i in first..last {
+            let checks = times[first..last]
+                .iter()
+                .zip(&self.samples.up[k][first..last]);
+            for (i, (&observed_at, &up)) in (first..).zip(checks) {
                 for (j, service_id) in services.iter().enumerate() {
                     out.push((
                         k,
@@ -198,12 +202,8 @@ impl Source for PeerHistory {
                             probe_id: probe_id.clone(),
                             service_id: service_id.clone(),
                             seq: i as u64 * per_check + j as u64 + 1,
-                            observed_at: times[i],
-                            status: if self.samples.up[k][i] {
-                                Status::Up
-                            } else {
-                                Status::Down
-                            },
+                            observed_at,
+                            status: if up { Status::Up } else { Status::Down },
                             latency_ms: 40,
                             detail: String::new(),
                         },
@@ -238,6 +238,8 @@ pub struct PeersResult {
     pub tree_size: u64,
     /// `None` when the ledger was found in the cache.
     pub build_seconds: Option<f64>,
+    /// The build resumed an interrupted one (its time covers only the rest).
+    pub build_resumed: bool,
     pub ledger_disk_bytes: u64,
     pub answers: Vec<Answer>,
 }
@@ -336,7 +338,92 @@ pub async fn run(
         observations,
         tree_size: built.tree_size,
         build_seconds: built.build_seconds,
+        build_resumed: built.resumed,
         ledger_disk_bytes: super::query::disk_bytes(&built.dir),
         answers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn samples_are_read_per_probe_in_milliseconds() {
+        let file =
+            write("service,probe,ts,status\nsvc-01,p2,13,0\nsvc-01,p1,10,1\nsvc-01,p1,20,0\n");
+        let samples = Samples::read(file.path()).unwrap();
+        assert_eq!(samples.service, "svc-01");
+        assert_eq!(samples.probes, ["p1", "p2"]);
+        assert_eq!(samples.times, [vec![10_000, 20_000], vec![13_000]]);
+        assert_eq!(samples.up, [vec![true, false], vec![false]]);
+        assert_eq!(samples.count(), 3);
+
+        for bad in [
+            "service,probe,ts,status\nsvc-01,p1,10,2\n",
+            "service,probe,ts,status\nsvc-01,p1,10\n",
+            "service,probe,ts,status\nsvc-01,p1,10,1\nsvc-02,p1,20,1\n",
+            "service,probe,ts,status\nsvc-01,p1,20,1\nsvc-01,p1,10,1\n",
+            "service,probe,ts,status\n",
+        ] {
+            assert!(Samples::read(write(bad).path()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_check_becomes_one_observation_per_service_in_time_order() {
+        let file =
+            write("service,probe,ts,status\nsvc-01,p1,10,1\nsvc-01,p1,20,0\nsvc-01,p2,13,1\n");
+        let history = PeerHistory {
+            samples: Samples::read(file.path()).unwrap(),
+            span: (0, 30_000),
+            per_probe: true,
+        };
+        let services: Vec<String> = history
+            .services()
+            .iter()
+            .map(|s| s.service_id.to_string())
+            .collect();
+        assert_eq!(services, ["svc-01", "svc-01.p1", "svc-01.p2"]);
+        let seen: Vec<(usize, String, u64, i64, Status)> = history
+            .observations(0, 30_000)
+            .into_iter()
+            .map(|(k, o)| (k, o.service_id.to_string(), o.seq, o.observed_at, o.status))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, "svc-01".into(), 1, 10_000, Status::Up),
+                (0, "svc-01.p1".into(), 2, 10_000, Status::Up),
+                (1, "svc-01".into(), 1, 13_000, Status::Up),
+                (1, "svc-01.p2".into(), 2, 13_000, Status::Up),
+                (0, "svc-01".into(), 3, 20_000, Status::Down),
+                (0, "svc-01.p1".into(), 4, 20_000, Status::Down),
+            ]
+        );
+        // A chunk holds only its own checks, with the same seqs.
+        let later: Vec<u64> = history
+            .observations(15_000, 30_000)
+            .iter()
+            .map(|(_, o)| o.seq)
+            .collect();
+        assert_eq!(later, [3, 4]);
+        let single = PeerHistory {
+            per_probe: false,
+            ..history
+        };
+        assert_eq!(single.services().len(), 1);
+        let seqs: Vec<u64> = single
+            .observations(0, 30_000)
+            .iter()
+            .map(|(_, o)| o.seq)
+            .collect();
+        assert_eq!(seqs, [1, 1, 2]);
+    }
 }

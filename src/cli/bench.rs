@@ -111,6 +111,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow!(e))?;
         match built.build_seconds {
+            Some(s) if built.resumed => println!(
+                "finished the interrupted build of the {d}-day history in {s:.1} s: {} observations",
+                built.observations
+            ),
             Some(s) => println!(
                 "built {d}-day history: {} observations in {s:.1} s ({:.0} obs/s through ingest)",
                 built.observations,
@@ -170,12 +174,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow!("no history was built"))?;
         let result = audit::run(largest).await.map_err(|e| anyhow!(e))?;
         let ratio = result.verify_entries_per_cpu_s / machine.verify_batch256_per_cpu_s;
-        let ratio_wall = result.verify_entries_per_s
-            / (machine.verify_batch256_per_s * result.threads as f64);
+        let ratio_wall =
+            result.verify_entries_per_s / (machine.verify_batch256_per_s * result.threads as f64);
         println!(
-            "{}-day history, {} entries ({} signatures); download + Merkle root {:.2} s; end to end {:.0} entries/s",
+            "{}-day history, {} entries ({} signatures); download + Merkle root {:.2} s; end to end {:.0} entries/s; peak RSS {:.0} MiB (auditor and ledger)",
             result.history_days, result.entries, result.signatures_verified,
-            result.download_seconds, result.total_entries_per_s
+            result.download_seconds, result.total_entries_per_s,
+            result.peak_rss_bytes as f64 / 1048576.0
         );
         println!(
             "verification (rules, signatures, projection): {:.2} s = {:.0} entries/s on {} threads using {:.2} cores = {:.0} entries per CPU second",
@@ -225,6 +230,10 @@ async fn run_peers(args: &BenchArgs) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow!(e))?;
     match result.build_seconds {
+        Some(s) if result.build_resumed => println!(
+            "finished the interrupted build of {} in {s:.1} s (its rate is not meaningful): {} samples as {} observations, {} bytes on disk",
+            result.ledger_dir.display(), result.samples, result.observations, result.ledger_disk_bytes
+        ),
         Some(s) => println!(
             "built the ledger {}: {} samples as {} signed observations in {s:.1} s ({:.0} obs/s through ingest), {} bytes on disk",
             result.ledger_dir.display(), result.samples, result.observations,
