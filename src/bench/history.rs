@@ -379,7 +379,12 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
     } else {
         i64::MAX
     };
-    let mut next_report = history_start.saturating_add(report_every);
+    // The first tenth boundary after where this build starts (or resumes).
+    let mut next_report = if report_every == i64::MAX {
+        i64::MAX
+    } else {
+        history_start + ((chunk_start - history_start) / report_every + 1) * report_every
+    };
     // Sign the next chunk while the current one is being ingested.
     let sign_chunk = |from: i64, keys: Vec<SigningKey>| {
         let source = source.clone();
