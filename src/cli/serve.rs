@@ -14,6 +14,9 @@ use uptime_ledger::domain::AdminKey;
 use uptime_ledger::http::HttpState;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
+use uptime_ledger::read_token::{self, ReadToken};
+use uptime_ledger::rpc::RpcSecurity;
+use uptime_ledger::tls::ServerTls;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -45,12 +48,56 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     checkpoint_interval: Duration,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// TLS, mutual TLS for ingest, and the read token.
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// Serve gRPC and HTTP over TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS for ingest: a probe must present a certificate issued by this CA (PEM)
+    /// whose DNS subject alternative name is its probe id. Other services take clients
+    /// without a certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Require `authorization: Bearer TOKEN` on the read APIs (gRPC Query and Log
+    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint, and /metrics).
+    /// Prefer the environment variable or --read-token-file: arguments show in `ps`.
+    #[arg(long, env = read_token::ENV_VAR, hide_env_values = true)]
+    read_token: Option<String>,
+    /// A file holding the read token (surrounding whitespace ignored); takes precedence
+    /// over --read-token and the environment variable.
+    #[arg(long, value_name = "FILE")]
+    read_token_file: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// Reads and checks every file before anything listens.
+    fn load(&self) -> anyhow::Result<(Option<ServerTls>, Option<Arc<ReadToken>>)> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::load(cert, key, self.client_ca.as_deref())?),
+            _ => None,
+        };
+        let token = match (&self.read_token_file, &self.read_token) {
+            (Some(path), _) => Some(ReadToken::new(&read_token::read_file(path)?)?),
+            (None, Some(token)) => Some(ReadToken::new(token).context("--read-token")?),
+            (None, None) => None,
+        };
+        Ok((tls, token.map(Arc::new)))
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
         bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
     }
+    let (tls, read_token) = args.security.load()?;
     let keys_dir = args.data_dir.join("keys");
     std::fs::create_dir_all(&keys_dir)
         .with_context(|| format!("cannot create {}", keys_dir.display()))?;
@@ -100,13 +147,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
     let checkpoint = ledger.checkpoint();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("uptime-ledger serving");
-    eprintln!("  gRPC:         http://{}", listener.local_addr()?);
-    eprintln!("  status page:  http://{}/", http_listener.local_addr()?);
+    eprintln!("  gRPC:         {scheme}://{}", listener.local_addr()?);
+    eprintln!("  status page:  {scheme}://{}/", http_listener.local_addr()?);
     eprintln!("  data dir:     {}", args.data_dir.display());
     eprintln!("  tree size:    {}", ledger.tree_size());
     eprintln!("  verifier key: {}", ledger.verifier());
     eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
+    match &tls {
+        None => eprintln!("  TLS:          off (plaintext; use --tls-cert/--tls-key beyond localhost)"),
+        Some(tls) if tls.client_ca() => eprintln!(
+            "  TLS:          on; ingest needs a client certificate naming the probe (--client-ca)"
+        ),
+        Some(_) => eprintln!("  TLS:          on"),
+    }
+    if read_token.is_some() {
+        eprintln!("  read token:   required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics");
+    }
     println!("{}", ledger.verifier());
 
     // SIGINT/SIGTERM stops both servers, and so does either one failing; each drains its
@@ -127,9 +185,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let http = tokio::spawn({
         let stop = stop.clone();
-        let server = uptime_ledger::http::serve_http(
+        let state = HttpState::new(ledger.clone(), projections.clone())
+            .with_read_token(read_token.clone());
+        let server = uptime_ledger::http::serve_maybe_tls(
             http_listener,
-            HttpState::new(ledger.clone(), projections.clone()),
+            tls.as_ref().map(ServerTls::http),
+            state,
             when_stopped(),
         );
         async move {
@@ -138,10 +199,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             result
         }
     });
-    let grpc_result = uptime_ledger::rpc::serve(
+    let grpc_result = uptime_ledger::rpc::serve_secured(
         listener,
         ledger.clone(),
         projections.clone(),
+        RpcSecurity { tls, read_token },
         when_stopped(),
     )
     .await;

@@ -2,10 +2,12 @@
 //! reflection. Protobuf types stop here; errors become `tonic::Status` only in `status`.
 
 mod admin;
+mod client_cert;
 mod convert;
 mod ingest;
 mod log;
 mod query;
+mod read_auth;
 mod status;
 
 use std::future::Future;
@@ -20,6 +22,8 @@ use tonic::transport::Server;
 use crate::log::Ledger;
 use crate::pb;
 use crate::projector::Projections;
+use crate::read_token::ReadToken;
+use crate::tls::ServerTls;
 
 pub use ingest::MAX_SUBMIT_BATCH;
 
@@ -33,12 +37,40 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a unary call may take (streams are not limited: their handlers return at once).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Transport security of the gRPC server. The default is plaintext and open reads.
+#[derive(Clone, Debug, Default)]
+pub struct RpcSecurity {
+    /// TLS on every connection; with a client CA, ingest needs a client certificate naming
+    /// the probe (mutual TLS).
+    pub tls: Option<ServerTls>,
+    /// The bearer token the read methods require (see `read_auth`).
+    pub read_token: Option<Arc<ReadToken>>,
+}
+
 /// Serves every gRPC service on `listener` until `shutdown` resolves, then stops accepting,
-/// reports NOT_SERVING and waits for in-flight RPCs to finish.
+/// reports NOT_SERVING and waits for in-flight RPCs to finish. Plaintext, no read token.
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    serve_secured(
+        listener,
+        ledger,
+        projections,
+        RpcSecurity::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with TLS, mutual TLS for ingest and a read token as `security` says.
+pub async fn serve_secured(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    security: RpcSecurity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -71,6 +103,7 @@ pub async fn serve(
 
     let ingest = pb::ingest_service_server::IngestServiceServer::new(ingest::IngestApi {
         ledger: ledger.clone(),
+        require_client_cert: security.tls.as_ref().is_some_and(ServerTls::client_ca),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
     let admin = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
@@ -94,8 +127,18 @@ pub async fn serve(
         tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
     };
 
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = &security.tls {
+        // tonic wraps the incoming stream given to `serve_with_incoming_shutdown` with this
+        // (handshakes run concurrently, each bounded by the timeout), so the TCP_NODELAY
+        // of `incoming` below still applies.
+        server = server.tls_config(tls.grpc())?;
+    }
+    server
         .timeout(REQUEST_TIMEOUT)
+        .layer(read_auth::ReadAuthLayer {
+            token: security.read_token.clone(),
+        })
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
