@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(token.check(Some(b"Bearer")), Err(Denied::Malformed));
         let basic = format!("Basic {TOKEN}");
         assert_eq!(token.check(Some(basic.as_bytes())), Err(Denied::Malformed));
-        assert_eq!(token.check(Some(b"Bearer \xff\xfe")), Err(Denied::Malformed));
+        assert_eq!(
+            token.check(Some(b"Bearer \xff\xfe")),
+            Err(Denied::Malformed)
+        );
         let wrong = format!("Bearer {TOKEN}x");
         assert_eq!(token.check(Some(wrong.as_bytes())), Err(Denied::Wrong));
         let prefix = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);

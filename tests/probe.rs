@@ -63,7 +63,11 @@ impl Ledger {
     }
 
     fn address(&self) -> String {
-        let scheme = if self.tls.is_custom() { "https" } else { "http" };
+        let scheme = if self.tls.is_custom() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
@@ -701,7 +705,10 @@ fn a_probe_whose_certificate_names_another_probe_keeps_its_observations_spooled(
     );
     assert!(runtime.block_on(ledger.observations()).is_empty());
     let dead_letters = std::fs::read_to_string(dir.path().join("spool/dead-letter.jsonl")).unwrap();
-    assert_eq!(dead_letters, "", "a credentials problem is not the observation's fault");
+    assert_eq!(
+        dead_letters, "",
+        "a credentials problem is not the observation's fault"
+    );
     drop(open_tcp);
 }
 

@@ -76,11 +76,14 @@ async fn submit_stream(
     channel: LedgerChannel,
     observations: Vec<pb::SignedObservation>,
 ) -> Result<pb::Ack, tonic::Status> {
-    let requests = tokio_stream::iter(observations.into_iter().map(|observation| {
-        pb::SubmitStreamRequest {
-            observation: Some(observation),
-        }
-    }));
+    let requests =
+        tokio_stream::iter(
+            observations
+                .into_iter()
+                .map(|observation| pb::SubmitStreamRequest {
+                    observation: Some(observation),
+                }),
+        );
     let mut acks = IngestServiceClient::new(channel)
         .submit_stream(requests)
         .await?
@@ -142,7 +145,9 @@ async fn grpc_and_https_work_with_the_test_ca_and_not_without_it() {
     // A client that trusts only the built-in roots, or another CA, refuses the server.
     let other = TestPki::new("another CA");
     for tls in [ClientTls::default(), other.client_tls()] {
-        let error = client::connect_tls(&ledger.address, &tls).await.unwrap_err();
+        let error = client::connect_tls(&ledger.address, &tls)
+            .await
+            .unwrap_err();
         let chain = error_chain(&error);
         assert!(chain.contains("UnknownIssuer"), "{chain}");
     }
@@ -160,41 +165,61 @@ async fn grpc_and_https_work_with_the_test_ca_and_not_without_it() {
 async fn a_plaintext_client_against_a_tls_server_fails_clearly() {
     let pki = TestPki::new("test CA");
     let ledger = tls_ledger(&pki, false).await;
+    // gRPC: every call answers UNAVAILABLE saying to use TLS.
     let plain_grpc = ledger.address.replace("https://", "http://");
-    let refused = match client::connect(&plain_grpc).await {
-        Err(error) => error_chain(&error),
-        Ok(channel) => {
-            let status = LogServiceClient::new(channel)
-                .get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
-                .await
-                .unwrap_err();
-            format!("{:?}: {}", status.code(), status.message())
-        }
-    };
-    eprintln!("plaintext gRPC against TLS: {refused}");
-    assert!(!refused.is_empty());
-    let plain_http = ledger.http_address.replace("https://", "http://");
-    let error = http_get_with(&plain_http, "/healthz", None, None)
+    let channel = client::connect(&plain_grpc).await.unwrap();
+    let refused = LogServiceClient::new(channel.clone())
+        .get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
         .await
-        .expect_err("a plaintext HTTP request gets no answer from the HTTPS server");
-    eprintln!("plaintext HTTP against HTTPS: {}", error_chain(&error));
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("serves gRPC over TLS only: use an https:// address"),
+        "{refused:?}"
+    );
+    let size = ledger.tree_size();
+    let refused = IngestServiceClient::new(channel)
+        .submit(pb::SubmitRequest {
+            observations: vec![by_nbo(1)],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(ledger.tree_size(), size, "nothing was stored");
+    // HTTP: 400 saying to use HTTPS.
+    let plain_http = ledger.http_address.replace("https://", "http://");
+    let (refused, _) = http_get_with(&plain_http, "/healthz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("HTTPS only"), "{}", refused.body);
     // The servers keep serving TLS clients.
     let (health, _) = http_get_with(&ledger.http_address, "/healthz", Some(&pki.ca_file), None)
         .await
         .unwrap();
     assert_eq!(health.status, 200);
+    let acks = ledger.submit(vec![by_nbo(1)]).await;
+    assert!(accepted(&acks[0]));
 }
 
 #[tokio::test]
-async fn a_stalled_https_handshake_does_not_hold_up_other_clients() {
+async fn a_stalled_tls_handshake_does_not_hold_up_other_clients() {
     let pki = TestPki::new("test CA");
     let ledger = tls_ledger(&pki, false).await;
-    let port = ledger.http_address.rsplit(':').next().unwrap();
-    // Connected, never says a word.
-    let _stalled = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    // Connected to both servers, never saying a word.
+    let mut stalled = Vec::new();
+    for address in [&ledger.http_address, &ledger.address] {
+        let port = address.rsplit(':').next().unwrap();
+        let stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
     let started = std::time::Instant::now();
+    let acks = ledger.submit(vec![by_nbo(1)]).await;
+    assert!(accepted(&acks[0]));
     let (health, _) = http_get_with(&ledger.http_address, "/healthz", Some(&pki.ca_file), None)
         .await
         .unwrap();
@@ -252,7 +277,11 @@ async fn mtls_a_certificate_for_another_probe_is_refused_and_nothing_is_stored()
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    assert!(refused.message().contains("observation 1"), "{}", refused.message());
+    assert!(
+        refused.message().contains("observation 1"),
+        "{}",
+        refused.message()
+    );
     // Streams too.
     let refused = submit_stream(as_nbo().await, vec![by_msa(1)])
         .await
@@ -279,18 +308,26 @@ async fn mtls_ingest_without_a_client_certificate_is_unauthenticated() {
     let pki = TestPki::new("test CA");
     let ledger = tls_ledger(&pki, true).await;
     let size = ledger.tree_size();
-    let refused = submit(connect(&ledger, pki.client_tls(), None).await, vec![by_nbo(1)])
-        .await
-        .unwrap_err();
+    let refused = submit(
+        connect(&ledger, pki.client_tls(), None).await,
+        vec![by_nbo(1)],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert!(
-        refused.message().contains("requires a client certificate for ingest"),
+        refused
+            .message()
+            .contains("requires a client certificate for ingest"),
         "{}",
         refused.message()
     );
-    let refused = submit_stream(connect(&ledger, pki.client_tls(), None).await, vec![by_nbo(1)])
-        .await
-        .unwrap_err();
+    let refused = submit_stream(
+        connect(&ledger, pki.client_tls(), None).await,
+        vec![by_nbo(1)],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert_eq!(ledger.tree_size(), size, "nothing was stored");
 }
@@ -319,7 +356,9 @@ async fn mtls_a_client_certificate_from_another_ca_fails_the_handshake() {
         }
     };
     assert!(
-        failed.contains("UnknownCA") || failed.contains("unknown ca") || failed.contains("BadCertificate"),
+        failed.contains("UnknownCA")
+            || failed.contains("unknown ca")
+            || failed.contains("BadCertificate"),
         "{failed}"
     );
     assert_eq!(ledger.tree_size(), size, "nothing was stored");
@@ -374,7 +413,11 @@ async fn read_token_guards_grpc_queries_and_log_reads() {
 
     for (token, code, words) in [
         (None, Code::Unauthenticated, "needs a token"),
-        (Some("wrong-token-0123456789abcdef"), Code::Unauthenticated, "not valid"),
+        (
+            Some("wrong-token-0123456789abcdef"),
+            Code::Unauthenticated,
+            "not valid",
+        ),
         (Some(TOKEN), Code::Ok, ""),
     ] {
         let channel = connect(&ledger, ClientTls::default(), token).await;
@@ -427,22 +470,37 @@ async fn read_token_guards_the_json_api_and_metrics_but_not_the_status_page() {
         let address = ledger.http_address.clone();
         async move { http_get_with(&address, path, None, token).await.unwrap() }
     };
-    for path in ["/api/v1/services", "/api/v1/services/ecitizen.passport/availability", "/metrics"] {
+    for path in [
+        "/api/v1/services",
+        "/api/v1/services/ecitizen.passport/availability",
+        "/metrics",
+    ] {
         let (missing, challenge) = get(path, None).await;
         assert_eq!(missing.status, 401, "{path}: {}", missing.body);
         assert_eq!(
-            missing.json()["error"]["code"], "unauthorized",
+            missing.json()["error"]["code"],
+            "unauthorized",
             "{path}: {}",
             missing.body
         );
-        assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="uptime-ledger""#));
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer realm="uptime-ledger""#)
+        );
         let (wrong, challenge) = get(path, Some("wrong-token-0123456789abcdef")).await;
         assert_eq!(wrong.status, 401, "{path}");
         assert!(challenge.unwrap().contains("invalid_token"));
         let (right, _) = get(path, Some(TOKEN)).await;
         assert_eq!(right.status, 200, "{path}: {}", right.body);
     }
-    for path in ["/", "/services/ecitizen.passport", "/healthz", "/readyz", "/api/v1/checkpoint", "/assets/status.css"] {
+    for path in [
+        "/",
+        "/services/ecitizen.passport",
+        "/healthz",
+        "/readyz",
+        "/api/v1/checkpoint",
+        "/assets/status.css",
+    ] {
         let (open, _) = get(path, None).await;
         assert_eq!(open.status, 200, "{path}: {}", open.body);
     }
@@ -527,21 +585,47 @@ fn serve_and_the_cli_speak_tls_and_carry_the_read_token() {
         &["export", "--ledger", &address, "--ca-file", &ca],
         &[(uptime_ledger::read_token::ENV_VAR, TOKEN)],
     );
-    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     assert!(String::from_utf8_lossy(&exported.stdout).contains("genesis"));
     let report = cli(
-        &["report", "--ledger", &address, "--ca-file", &ca, "--read-token-file", &path(&token_file)],
+        &[
+            "report",
+            "--ledger",
+            &address,
+            "--ca-file",
+            &ca,
+            "--read-token-file",
+            &path(&token_file),
+        ],
         &[],
     );
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     let wrong = cli(
         &["log", "--ledger", &address, "--ca-file", &ca, "entries"],
-        &[(uptime_ledger::read_token::ENV_VAR, "wrong-token-0123456789abcdef")],
+        &[(
+            uptime_ledger::read_token::ENV_VAR,
+            "wrong-token-0123456789abcdef",
+        )],
     );
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not valid"));
     // The checkpoint is public.
-    let checkpoint = cli(&["log", "--ledger", &address, "--ca-file", &ca, "checkpoint"], &[]);
-    assert!(checkpoint.status.success(), "{}", String::from_utf8_lossy(&checkpoint.stderr));
+    let checkpoint = cli(
+        &["log", "--ledger", &address, "--ca-file", &ca, "checkpoint"],
+        &[],
+    );
+    assert!(
+        checkpoint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checkpoint.stderr)
+    );
 
     // Without the CA file the built-in roots do not know the test CA.
     let untrusted = cli(&["log", "--ledger", &address, "checkpoint"], &[]);
@@ -550,9 +634,17 @@ fn serve_and_the_cli_speak_tls_and_carry_the_read_token() {
     assert!(stderr.contains("cannot reach the ledger at"), "{stderr}");
     // TLS settings with a plaintext address are a mistake, said so.
     let plain = address.replace("https://", "http://");
-    let mixed = cli(&["log", "--ledger", &plain, "--ca-file", &ca, "checkpoint"], &[]);
+    let mixed = cli(
+        &["log", "--ledger", &plain, "--ca-file", &ca, "checkpoint"],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&mixed.stderr);
     assert!(stderr.contains("TLS settings need https://"), "{stderr}");
+    // A plaintext client is told to use TLS.
+    let plaintext = cli(&["log", "--ledger", &plain, "checkpoint"], &[]);
+    let stderr = String::from_utf8_lossy(&plaintext.stderr);
+    assert!(!plaintext.status.success());
+    assert!(stderr.contains("use an https:// address"), "{stderr}");
     let (exit, _) = served.terminate();
     assert!(exit.success());
 }
@@ -566,25 +658,59 @@ fn serve_refuses_unusable_tls_files_naming_them() {
     let (other_cert, _) = pki.client_cert("other", &["other"]);
     let cases: Vec<(Vec<String>, String)> = vec![
         (
-            vec!["--tls-cert".into(), path(&missing), "--tls-key".into(), path(&pki.server_key)],
+            vec![
+                "--tls-cert".into(),
+                path(&missing),
+                "--tls-key".into(),
+                path(&pki.server_key),
+            ],
             format!("cannot read the TLS certificate {}", missing.display()),
         ),
         (
-            vec!["--tls-cert".into(), path(&pki.server_key), "--tls-key".into(), path(&pki.server_key)],
-            format!("the TLS certificate {} holds no certificate", pki.server_key.display()),
-        ),
-        (
-            vec!["--tls-cert".into(), path(&pki.server_cert), "--tls-key".into(), path(&pki.server_cert)],
-            format!("the TLS key {} holds no private key", pki.server_cert.display()),
-        ),
-        (
-            vec!["--tls-cert".into(), path(&other_cert), "--tls-key".into(), path(&pki.server_key)],
-            format!("the certificate {} and the key {} cannot be used together", other_cert.display(), pki.server_key.display()),
+            vec![
+                "--tls-cert".into(),
+                path(&pki.server_key),
+                "--tls-key".into(),
+                path(&pki.server_key),
+            ],
+            format!(
+                "the TLS certificate {} holds no certificate",
+                pki.server_key.display()
+            ),
         ),
         (
             vec![
-                "--tls-cert".into(), path(&pki.server_cert), "--tls-key".into(), path(&pki.server_key),
-                "--client-ca".into(), path(&missing),
+                "--tls-cert".into(),
+                path(&pki.server_cert),
+                "--tls-key".into(),
+                path(&pki.server_cert),
+            ],
+            format!(
+                "the TLS key {} holds no private key",
+                pki.server_cert.display()
+            ),
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&other_cert),
+                "--tls-key".into(),
+                path(&pki.server_key),
+            ],
+            format!(
+                "the certificate {} and the key {} cannot be used together",
+                other_cert.display(),
+                pki.server_key.display()
+            ),
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&pki.server_cert),
+                "--tls-key".into(),
+                path(&pki.server_key),
+                "--client-ca".into(),
+                path(&missing),
             ],
             format!("cannot read the client CA {}", missing.display()),
         ),
@@ -608,7 +734,10 @@ fn serve_refuses_unusable_tls_files_naming_them() {
         let output = cli(&args, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?}");
-        assert!(stderr.contains(&words), "{args:?}: expected {words:?} in {stderr}");
+        assert!(
+            stderr.contains(&words),
+            "{args:?}: expected {words:?} in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }

@@ -112,10 +112,13 @@ impl TlsArgs {
 
     /// Connects to `ledger` without a read token.
     async fn connect(&self, ledger: &str) -> anyhow::Result<LedgerChannel> {
-        connect(ledger, ConnectOptions {
-            tls: self.load()?,
-            read_token: None,
-        })
+        connect(
+            ledger,
+            ConnectOptions {
+                tls: self.load()?,
+                read_token: None,
+            },
+        )
         .await
     }
 }
@@ -152,10 +155,13 @@ async fn connect_reader(
     tls: &TlsArgs,
     token: &ReadTokenArgs,
 ) -> anyhow::Result<LedgerChannel> {
-    connect(ledger, ConnectOptions {
-        tls: tls.load()?,
-        read_token: token.token()?,
-    })
+    connect(
+        ledger,
+        ConnectOptions {
+            tls: tls.load()?,
+            read_token: token.token()?,
+        },
+    )
     .await
 }
 

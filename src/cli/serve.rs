@@ -150,13 +150,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("uptime-ledger serving");
     eprintln!("  gRPC:         {scheme}://{}", listener.local_addr()?);
-    eprintln!("  status page:  {scheme}://{}/", http_listener.local_addr()?);
+    eprintln!(
+        "  status page:  {scheme}://{}/",
+        http_listener.local_addr()?
+    );
     eprintln!("  data dir:     {}", args.data_dir.display());
     eprintln!("  tree size:    {}", ledger.tree_size());
     eprintln!("  verifier key: {}", ledger.verifier());
     eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
     match &tls {
-        None => eprintln!("  TLS:          off (plaintext; use --tls-cert/--tls-key beyond localhost)"),
+        None => {
+            eprintln!("  TLS:          off (plaintext; use --tls-cert/--tls-key beyond localhost)")
+        }
         Some(tls) if tls.client_ca() => eprintln!(
             "  TLS:          on; ingest needs a client certificate naming the probe (--client-ca)"
         ),
@@ -185,8 +190,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let http = tokio::spawn({
         let stop = stop.clone();
-        let state = HttpState::new(ledger.clone(), projections.clone())
-            .with_read_token(read_token.clone());
+        let state =
+            HttpState::new(ledger.clone(), projections.clone()).with_read_token(read_token.clone());
         let server = uptime_ledger::http::serve_maybe_tls(
             http_listener,
             tls.as_ref().map(ServerTls::http),

@@ -225,7 +225,11 @@ pub fn needs_read_token(path: &str) -> bool {
 
 /// Refuses a guarded request without the right `authorization: Bearer` token: 401 with a
 /// JSON error and `WWW-Authenticate` (RFC 6750).
-async fn require_read_token(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+async fn require_read_token(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &state.read_token {
         if needs_read_token(request.uri().path()) {
             let authorization = request
@@ -243,9 +247,10 @@ async fn require_read_token(State(state): State<HttpState>, request: Request, ne
                     crate::read_token::Denied::Missing => r#"Bearer realm="uptime-ledger""#,
                     _ => r#"Bearer realm="uptime-ledger", error="invalid_token""#,
                 };
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
                 return response;
             }
         }

@@ -270,7 +270,11 @@ fn validate_tls(
             "[tls] needs both cert_file (the probe's client certificate) and key_file (its private key), or neither",
         ));
     }
-    if !ledger.get_ref().to_ascii_lowercase().starts_with("https://") {
+    if !ledger
+        .get_ref()
+        .to_ascii_lowercase()
+        .starts_with("https://")
+    {
         return Err(at(
             ledger,
             format!(

@@ -56,7 +56,10 @@ pub(super) fn check_probe_ids(names: &[String], envelopes: &[Envelope]) -> Resul
         let Ok(observation) = entry::decode_observation(&envelope.body) else {
             continue;
         };
-        if !names.iter().any(|name| name == observation.probe_id.as_str()) {
+        if !names
+            .iter()
+            .any(|name| name == observation.probe_id.as_str())
+        {
             return Err(Status::permission_denied(format!(
                 "observation {position} of this request is by probe {}, but the client certificate is for {}; nothing in the request was stored",
                 observation.probe_id,
@@ -115,7 +118,11 @@ mod tests {
         assert!(check_probe_ids(&names, &[envelope("nbo-1"), envelope("nbo-1")]).is_ok());
         let refused = check_probe_ids(&names, &[envelope("nbo-1"), envelope("msa-1")]).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        assert!(refused.message().contains("observation 1"), "{}", refused.message());
+        assert!(
+            refused.message().contains("observation 1"),
+            "{}",
+            refused.message()
+        );
         assert!(refused.message().contains("msa-1"), "{}", refused.message());
         // Undecodable bodies are the ledger's to reject (INVALID), never stored.
         let garbage = Envelope {

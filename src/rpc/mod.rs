@@ -23,6 +23,7 @@ use crate::log::Ledger;
 use crate::pb;
 use crate::projector::Projections;
 use crate::read_token::ReadToken;
+use crate::tls::incoming::{Protocol, TlsIncoming};
 use crate::tls::ServerTls;
 
 pub use ingest::MAX_SUBMIT_BATCH;
@@ -127,14 +128,7 @@ pub async fn serve_secured(
         tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
     };
 
-    let mut server = Server::builder();
-    if let Some(tls) = &security.tls {
-        // tonic wraps the incoming stream given to `serve_with_incoming_shutdown` with this
-        // (handshakes run concurrently, each bounded by the timeout), so the TCP_NODELAY
-        // of `incoming` below still applies.
-        server = server.tls_config(tls.grpc())?;
-    }
-    server
+    let router = Server::builder()
         .timeout(REQUEST_TIMEOUT)
         .layer(read_auth::ReadAuthLayer {
             token: security.read_token.clone(),
@@ -156,9 +150,22 @@ pub async fn serve_secured(
         .add_service(ingest)
         .add_service(admin)
         .add_service(log)
-        .add_service(query)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+        .add_service(query);
+    match &security.tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming(listener), shutdown)
+                .await
+        }
+        // Our own TLS acceptor rather than tonic's `tls_config` (which also wraps a passed-in
+        // stream): it answers a plaintext client with a status saying to use TLS.
+        Some(tls) => {
+            let incoming = TlsIncoming::spawn(listener, tls.grpc(), Protocol::Grpc);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off. (The builder's `tcp_nodelay` only

@@ -28,11 +28,7 @@ pub(super) fn is_open(path: &str) -> bool {
         || service == pb::admin_service_server::SERVICE_NAME
         || service == "grpc.health.v1.Health"
         || service.starts_with("grpc.reflection.")
-        || path
-            == format!(
-                "/{}/GetCheckpoint",
-                pb::log_service_server::SERVICE_NAME
-            )
+        || path == format!("/{}/GetCheckpoint", pb::log_service_server::SERVICE_NAME)
 }
 
 /// Guards the read methods with `token`; without a token it lets everything through.

@@ -7,13 +7,17 @@
 //! with the *ring* provider throughout, the same stack reqwest and tonic already use.
 
 mod client;
+pub mod incoming;
 mod pem;
 mod server;
 
 use std::path::PathBuf;
 
 pub use client::ClientTls;
-pub use server::{ServerTls, HANDSHAKE_TIMEOUT};
+pub use server::ServerTls;
+
+/// Longest a TLS handshake may take; a client that stalls longer is dropped.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a TLS file cannot be used. Each variant names the file (`what` says which role it
 /// plays: "TLS certificate", "client CA", …).
@@ -47,7 +51,9 @@ pub enum TlsError {
         key: PathBuf,
         reason: String,
     },
-    #[error("a client certificate needs its key and a key needs its certificate: give both or neither")]
+    #[error(
+        "a client certificate needs its key and a key needs its certificate: give both or neither"
+    )]
     IncompleteIdentity,
 }
 

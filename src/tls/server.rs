@@ -3,31 +3,24 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use super::{pem, provider, TlsError};
 
-/// Longest a TLS handshake may take; a client that stalls longer is dropped (handshakes
-/// run apart from the accept loop, so a stalled one never delays the others).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The servers' TLS material, read and checked.
+/// The servers' TLS configs, built from checked files.
 #[derive(Clone)]
 pub struct ServerTls {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-    client_ca_pem: Option<Vec<u8>>,
+    grpc: Arc<ServerConfig>,
     http: Arc<ServerConfig>,
+    client_ca: bool,
 }
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
-            .field("client_ca", &self.client_ca_pem.is_some())
+            .field("client_ca", &self.client_ca)
             .finish_non_exhaustive()
     }
 }
@@ -43,38 +36,48 @@ impl ServerTls {
     ) -> Result<ServerTls, TlsError> {
         let cert = pem::certificates("TLS certificate", cert_file)?;
         let key = pem::private_key("TLS key", key_file)?;
-        let mut http = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
+        let mismatch = |error: rustls::Error| TlsError::KeyMismatch {
+            cert: cert_file.to_owned(),
+            key: key_file.to_owned(),
+            reason: error.to_string(),
+        };
+        let builder = || {
+            ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+        };
+        // HTTP: no client certificates, HTTP/1.1 only.
+        let mut http = builder()
             .with_no_client_auth()
-            .with_single_cert(cert.parsed, key.parsed)
-            .map_err(|error| TlsError::KeyMismatch {
-                cert: cert_file.to_owned(),
-                key: key_file.to_owned(),
-                reason: error.to_string(),
-            })?;
-        // The HTTP server speaks HTTP/1.1 only.
+            .with_single_cert(cert.parsed.clone(), key.parsed.clone_key())
+            .map_err(mismatch)?;
         http.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let client_ca_pem = match client_ca_file {
-            None => None,
+        // gRPC: HTTP/2; with a client CA, a presented certificate must chain to it, but
+        // presenting one is optional at the handshake (ingest requires it, see rpc).
+        let grpc = match client_ca_file {
+            None => builder().with_no_client_auth(),
             Some(path) => {
-                let (bytes, roots) = pem::trust_anchors("client CA", path)?;
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|error| TlsError::Unusable {
-                        what: "client CA",
-                        path: path.to_owned(),
-                        reason: error.to_string(),
-                    })?;
-                Some(bytes)
+                let (_, roots) = pem::trust_anchors("client CA", path)?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|error| TlsError::Unusable {
+                            what: "client CA",
+                            path: path.to_owned(),
+                            reason: error.to_string(),
+                        })?;
+                builder().with_client_cert_verifier(verifier)
             }
         };
+        let mut grpc = grpc
+            .with_single_cert(cert.parsed, key.parsed)
+            .map_err(mismatch)?;
+        grpc.alpn_protocols = vec![b"h2".to_vec()];
         Ok(ServerTls {
-            cert_pem: cert.bytes,
-            key_pem: key.bytes,
-            client_ca_pem,
+            grpc: Arc::new(grpc),
             http: Arc::new(http),
+            client_ca: client_ca_file.is_some(),
         })
     }
 
@@ -82,21 +85,13 @@ impl ServerTls {
     /// handshake (queries, log reads and admin commands work without one); ingest refuses
     /// a request without one.
     pub fn client_ca(&self) -> bool {
-        self.client_ca_pem.is_some()
+        self.client_ca
     }
 
-    /// tonic's TLS for the gRPC server: HTTP/2 (ALPN `h2`), and with a client CA, client
-    /// certificates verified against it when presented.
-    pub fn grpc(&self) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .timeout(HANDSHAKE_TIMEOUT);
-        match &self.client_ca_pem {
-            None => config,
-            Some(ca) => config
-                .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(true),
-        }
+    /// The gRPC server's acceptor: ALPN `h2`, and with a client CA, client certificates
+    /// verified against it when presented.
+    pub fn grpc(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.grpc.clone())
     }
 
     /// The HTTP server's acceptor (no client certificates; ALPN `http/1.1`).
