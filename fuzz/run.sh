@@ -38,6 +38,6 @@ for target in $targets; do
     echo "fuzz target $target FAILED; the input is in fuzz/artifacts/$target/" >&2
     exit 1
   fi
-  grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|peak_rss_mb)' "$log" || true
+  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|peak_rss_mb)' "$log" || true
 done
 echo "fuzzing: every target ran ${seconds}s without a crash"

@@ -4,7 +4,8 @@
 //! them as the reference for producing valid envelopes.
 
 use ed25519_dalek::SigningKey;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::codegen::http;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::audit::{AuditError, AuditedPrefix, PrefixAudit, AUDIT_CHUNK};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
@@ -15,21 +16,133 @@ use crate::merkle::{self, Hash, TileAppender};
 use crate::pb;
 use crate::pb::log_service_client::LogServiceClient;
 use crate::projection::{AvailabilityReport, Incident};
+use crate::tls::ClientTls;
 use crate::window::WindowSpec;
+
+/// How a client reaches a ledger beyond its address: TLS settings (for `https://`) and the
+/// read token, if the ledger has one.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    pub tls: ClientTls,
+    /// Sent as `authorization: Bearer <token>` on every request.
+    pub read_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{address} is not an https:// address, but a CA file or client certificate was given: TLS settings need https://")]
+    TlsSettingsWithoutHttps { address: String },
+    #[error(transparent)]
+    Token(#[from] crate::read_token::TokenError),
+}
 
 /// Connects to `address` (`http://host:port`, `https://host:port`, or `host:port`). An
 /// `https` address uses TLS, trusting the Mozilla root certificates built into the binary.
 pub async fn connect(address: &str) -> Result<Channel, tonic::transport::Error> {
+    let mut endpoint = plain_endpoint(address)?;
+    if is_https(&endpoint) {
+        endpoint = endpoint.tls_config(ClientTls::default().tonic_config())?;
+    }
+    endpoint.connect().await
+}
+
+/// Connects as `options` say: an `https` address trusts the CA file instead of the
+/// built-in roots when one is given, and presents the client certificate if any; the read
+/// token goes with every request.
+pub async fn connect_with(
+    address: &str,
+    options: &ConnectOptions,
+) -> Result<LedgerChannel, ConnectError> {
+    let authorization = match &options.read_token {
+        None => None,
+        Some(token) => Some(bearer(token)?),
+    };
+    let channel = connect_tls(address, &options.tls).await?;
+    Ok(LedgerChannel {
+        channel,
+        authorization,
+    })
+}
+
+/// Connects with `tls` for an `https` address (no read token).
+pub async fn connect_tls(address: &str, tls: &ClientTls) -> Result<Channel, ConnectError> {
+    Ok(endpoint(address, tls)?.connect().await?)
+}
+
+fn plain_endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
     let uri = if address.contains("://") {
         address.to_owned()
     } else {
         format!("http://{address}")
     };
-    let mut endpoint = Endpoint::from_shared(uri)?.tcp_nodelay(true);
-    if endpoint.uri().scheme_str() == Some("https") {
-        endpoint = endpoint.tls_config(ClientTlsConfig::new().with_webpki_roots())?;
+    Ok(Endpoint::from_shared(uri)?.tcp_nodelay(true))
+}
+
+fn is_https(endpoint: &Endpoint) -> bool {
+    endpoint.uri().scheme_str() == Some("https")
+}
+
+fn endpoint(address: &str, tls: &ClientTls) -> Result<Endpoint, ConnectError> {
+    let endpoint = plain_endpoint(address)?;
+    if is_https(&endpoint) {
+        Ok(endpoint.tls_config(tls.tonic_config())?)
+    } else if tls.is_custom() {
+        Err(ConnectError::TlsSettingsWithoutHttps {
+            address: address.to_owned(),
+        })
+    } else {
+        Ok(endpoint)
     }
-    endpoint.connect().await
+}
+
+fn bearer(token: &str) -> Result<http::HeaderValue, crate::read_token::TokenError> {
+    crate::read_token::validate(token)?;
+    let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))
+        .expect("a validated token is visible ASCII");
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A channel to a ledger that sends the read token (when there is one) with every request.
+/// Any tonic client takes it in place of a [`Channel`]; a plain `Channel` converts into one
+/// without a token.
+#[derive(Clone, Debug)]
+pub struct LedgerChannel {
+    channel: Channel,
+    authorization: Option<http::HeaderValue>,
+}
+
+impl From<Channel> for LedgerChannel {
+    fn from(channel: Channel) -> LedgerChannel {
+        LedgerChannel {
+            channel,
+            authorization: None,
+        }
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for LedgerChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = tonic::transport::channel::ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.channel.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(authorization) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
+        self.channel.call(request)
+    }
 }
 
 pub fn sign_observation(key: &SigningKey, observation: &Observation) -> pb::SignedObservation {
@@ -86,10 +199,10 @@ pub struct DownloadedEntries {
 /// downloads every entry it covers, checks each decodes at its index, and recomputes the
 /// Merkle root from the served bytes.
 pub async fn verify_log(
-    channel: Channel,
+    channel: impl Into<LedgerChannel>,
     verifier: &NoteVerifier,
 ) -> Result<VerifiedLog, VerifyLogError> {
-    let mut log = LogServiceClient::new(channel);
+    let mut log = LogServiceClient::new(channel.into());
     let (checkpoint, note) = fetch_checkpoint(&mut log, verifier).await?;
     let downloaded = download_entries(&mut log, checkpoint.tree_size, || {}).await?;
     check_root(&checkpoint, &downloaded)?;
@@ -103,7 +216,7 @@ pub async fn verify_log(
 /// Fetches the latest checkpoint and checks its signature against the pinned `verifier`;
 /// returns it with its signed note.
 pub async fn fetch_checkpoint(
-    log: &mut LogServiceClient<Channel>,
+    log: &mut LogServiceClient<LedgerChannel>,
     verifier: &NoteVerifier,
 ) -> Result<(Checkpoint, String), VerifyLogError> {
     let note = log
@@ -118,7 +231,7 @@ pub async fn fetch_checkpoint(
 /// Downloads entries `[0, tree_size)`, checks that each decodes and is the entry of its
 /// index, and hashes them into a Merkle root. Calls `on_entry` after each entry (progress).
 pub async fn download_entries(
-    log: &mut LogServiceClient<Channel>,
+    log: &mut LogServiceClient<LedgerChannel>,
     tree_size: u64,
     mut on_entry: impl FnMut(),
 ) -> Result<DownloadedEntries, VerifyLogError> {
@@ -214,7 +327,7 @@ pub enum LogAuditError {
 /// `progress(step, n)` reports `n` more entries done; each step first reports 0 entries
 /// as it starts.
 pub async fn download_and_audit(
-    log: &mut LogServiceClient<Channel>,
+    log: &mut LogServiceClient<LedgerChannel>,
     checkpoint: &Checkpoint,
     verifier: &NoteVerifier,
     mut progress: impl FnMut(AuditStep, u64),

@@ -24,6 +24,8 @@
 //! - [`metrics`]: Prometheus counters and scrape-time gauges;
 //! - [`probe`]: the probe agent: checks, signing, the spool, delivery;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
+//! - [`tls`]: TLS certificates and keys from PEM files (servers and clients);
+//!   [`read_token`]: the optional bearer token of the read APIs;
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
 
@@ -46,5 +48,7 @@ pub mod probe;
 pub mod projection;
 pub mod projector;
 pub mod query;
+pub mod read_token;
 pub mod rpc;
+pub mod tls;
 pub mod window;

@@ -134,6 +134,8 @@ impl Limits {
 #[derive(Clone)]
 pub struct ConnectionLimit {
     slots: Arc<Semaphore>,
+    /// Connections refused so far (logged on the first and every 1000th, not each).
+    refused: Arc<std::sync::atomic::AtomicU64>,
     max: usize,
     idle_timeout: Duration,
     what: &'static str,
@@ -143,6 +145,7 @@ impl ConnectionLimit {
     pub fn new(what: &'static str, max: usize, idle_timeout: Duration) -> ConnectionLimit {
         ConnectionLimit {
             slots: Arc::new(Semaphore::new(max)),
+            refused: Arc::default(),
             max,
             idle_timeout,
             what,
@@ -168,7 +171,13 @@ impl ConnectionLimit {
                 }
             };
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                tracing::warn!(server = self.what, %peer, max = self.max, "connection refused: too many open connections");
+                let refused = self
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if refused % 1000 == 1 {
+                    tracing::warn!(server = self.what, %peer, max = self.max, refused, "connection refused: too many open connections");
+                }
                 drop(stream);
                 continue;
             };

@@ -25,6 +25,7 @@ use uptime_ledger::domain::{
 use uptime_ledger::entry::{self, Payload};
 use uptime_ledger::pb;
 use uptime_ledger::probe::spool::{Spool, SpoolConfig, DEFAULT_SEGMENT_BYTES};
+use uptime_ledger::tls::ClientTls;
 
 const PROBE_ID: &str = "nbo-1";
 /// Enough for the debug-build binary to start and do a few things on a loaded 2-core box.
@@ -38,10 +39,17 @@ struct Ledger {
     port: u16,
     extra: Vec<String>,
     admin: SigningKey,
+    /// How the tests connect: the test CA for a ledger serving TLS.
+    tls: ClientTls,
 }
 
 impl Ledger {
     fn start(data_dir: &Path, extra: &[&str]) -> Ledger {
+        Ledger::start_tls(data_dir, extra, ClientTls::default())
+    }
+
+    /// A ledger started with TLS flags in `extra`, reached with `tls`.
+    fn start_tls(data_dir: &Path, extra: &[&str], tls: ClientTls) -> Ledger {
         let served = serve_with(data_dir, "127.0.0.1:0", extra);
         let admin = crypto::read_signing_key(&data_dir.join("keys/admin.pem")).unwrap();
         Ledger {
@@ -50,11 +58,17 @@ impl Ledger {
             data_dir: data_dir.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             admin,
+            tls,
         }
     }
 
     fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_custom() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn stop(&mut self) {
@@ -91,7 +105,9 @@ impl Ledger {
             location: "test".into(),
         });
         let mut admin = pb::admin_service_client::AdminServiceClient::new(
-            client::connect(&self.address()).await.unwrap(),
+            client::connect_tls(&self.address(), &self.tls)
+                .await
+                .unwrap(),
         );
         for (n, command) in commands.into_iter().enumerate() {
             let signed = client::sign_command(
@@ -115,7 +131,9 @@ impl Ledger {
     /// Every observation of the probe in the log, in log order.
     async fn observations(&self) -> Vec<Observation> {
         let mut log = pb::log_service_client::LogServiceClient::new(
-            client::connect(&self.address()).await.unwrap(),
+            client::connect_tls(&self.address(), &self.tls)
+                .await
+                .unwrap(),
         );
         let mut stream = log
             .get_entries(pb::GetEntriesRequest { start: 0, end: 0 })
@@ -585,5 +603,129 @@ fn a_bad_config_is_refused_naming_the_line() {
     assert!(
         !dir.path().join("spool").exists(),
         "nothing starts on a bad config"
+    );
+}
+
+/// A ledger run by the binary with `--tls-cert/--tls-key/--client-ca` from `pki`, and the
+/// probe's `[[check]]` of a TCP port that is open.
+fn start_mtls_ledger(dir: &Path, pki: &common::tls::TestPki) -> Ledger {
+    let (cert, key, ca) = (
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+        pki.ca_file.display().to_string(),
+    );
+    Ledger::start_tls(
+        &dir.join("ledger"),
+        &["--tls-cert", &cert, "--tls-key", &key, "--client-ca", &ca],
+        pki.client_tls(),
+    )
+}
+
+/// The `[tls]` table of a probe config (absolute paths).
+fn tls_table(ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    )
+}
+
+#[test]
+fn a_probe_delivers_over_mutual_tls_with_its_own_certificate() {
+    let runtime = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::TestPki::new("probe test CA");
+    let ledger = start_mtls_ledger(dir.path(), &pki);
+    assert!(ledger.address().starts_with("https://"));
+    let (open_tcp, open_port) = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        (listener, address)
+    });
+    let (cert, key) = pki.client_cert("probe-nbo-1", &[PROBE_ID]);
+    let checks = format!(
+        "[[check]]\nservice_id = \"tcp.open\"\nkind = \"tcp\"\naddress = \"{open_port}\"\ninterval = \"30s\"\ntimeout = \"500ms\"\n\n{}",
+        tls_table(&pki.ca_file, &cert, &key)
+    );
+    let (config, probe_key) = write_probe_config(dir.path(), &ledger.address(), &checks);
+    runtime.block_on(ledger.set_up(&["tcp.open"], &probe_key));
+
+    let output = probe_command(&config, &["--once"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("delivered 1, rejected 0 (too_late 0), dropped 0, still spooled 0"),
+        "{stdout}"
+    );
+    let observations = runtime.block_on(ledger.observations());
+    assert_eq!(observations.len(), 1, "{observations:?}");
+    assert_eq!(observations[0].status, Status::Up);
+    assert_spool_fully_delivered(dir.path(), observations[0].seq);
+    drop(open_tcp);
+}
+
+#[test]
+fn a_probe_whose_certificate_names_another_probe_keeps_its_observations_spooled() {
+    let runtime = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::TestPki::new("probe test CA");
+    let ledger = start_mtls_ledger(dir.path(), &pki);
+    let (open_tcp, open_port) = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        (listener, address)
+    });
+    // Issued for another probe; its common name is this probe's id, which must not count.
+    let (cert, key) = pki.client_cert(PROBE_ID, &["msa-1"]);
+    let checks = format!(
+        "[[check]]\nservice_id = \"tcp.open\"\nkind = \"tcp\"\naddress = \"{open_port}\"\ninterval = \"30s\"\ntimeout = \"500ms\"\n\n{}",
+        tls_table(&pki.ca_file, &cert, &key)
+    );
+    let (config, probe_key) = write_probe_config(dir.path(), &ledger.address(), &checks);
+    runtime.block_on(ledger.set_up(&["tcp.open"], &probe_key));
+
+    let output = probe_command(&config, &["--once", "--drain-timeout", "1s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("delivered 0, rejected 0 (too_late 0), dropped 0, still spooled 1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("PermissionDenied") && stderr.contains("client certificate is for msa-1"),
+        "{stderr}"
+    );
+    assert!(runtime.block_on(ledger.observations()).is_empty());
+    let dead_letters = std::fs::read_to_string(dir.path().join("spool/dead-letter.jsonl")).unwrap();
+    assert_eq!(
+        dead_letters, "",
+        "a credentials problem is not the observation's fault"
+    );
+    drop(open_tcp);
+}
+
+#[test]
+fn a_probe_tls_file_that_cannot_be_read_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    let checks = format!(
+        "[[check]]\nservice_id = \"tcp.open\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"30s\"\ntimeout = \"500ms\"\n\n[tls]\nca_file = \"{}\"\n",
+        missing.display()
+    );
+    let (config, _) = write_probe_config(dir.path(), "https://127.0.0.1:1", &checks);
+    let output = probe_command(&config, &["--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("cannot read the CA file {}", missing.display())),
+        "{stderr}"
     );
 }

@@ -24,7 +24,8 @@ use uptime_ledger::domain::{
     AdminCommand, AdminKey, Command, Genesis, ProbeId, Quorum, ServiceId, ServiceSpec,
 };
 use uptime_ledger::entry;
-use uptime_ledger::log::{verify_command, verify_envelopes, CommandCheck, Envelope, Registry};
+use uptime_ledger::log::registry::CommandCheck;
+use uptime_ledger::log::{verify_command, verify_envelopes, Envelope, Registry};
 use uptime_ledger::pb;
 
 struct World {

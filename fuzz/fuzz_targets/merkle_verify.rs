@@ -7,7 +7,7 @@
 //! different leaf or first root, is rejected.
 #![no_main]
 
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 use uptime_ledger::merkle::{

@@ -53,7 +53,7 @@ pub async fn run(built: &Built) -> BenchResult<AuditResult> {
     let channel = client::connect(&served.address)
         .await
         .map_err(|e| e.to_string())?;
-    let mut log = LogServiceClient::new(channel);
+    let mut log = LogServiceClient::new(client::LedgerChannel::from(channel));
     let verifier = history::ledger_verifier();
     let (checkpoint, _) = client::fetch_checkpoint(&mut log, &verifier)
         .await

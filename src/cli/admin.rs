@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use uptime_ledger::client;
@@ -19,6 +18,8 @@ pub struct AdminArgs {
     /// The ledger's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051", global = true)]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
     /// The admin private key (PKCS#8 PEM).
     #[arg(long, default_value = "ledger-data/keys/admin.pem", global = true)]
     key: PathBuf,
@@ -158,9 +159,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         command,
     };
     let signed = client::sign_command(&args.signer, &key, &command);
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = args.tls.connect(&args.ledger).await?;
     let response = AdminServiceClient::new(channel)
         .apply(pb::ApplyRequest {
             command: Some(signed),

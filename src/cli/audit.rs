@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use tonic::transport::Channel;
 
 use indicatif::ProgressBar;
 use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix};
 use uptime_ledger::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
-use uptime_ledger::client::{self, AuditStep};
+use uptime_ledger::client::{self, AuditStep, LedgerChannel};
 use uptime_ledger::entry::timestamp_millis;
 use uptime_ledger::merkle::Hash;
 use uptime_ledger::pb;
@@ -30,6 +29,10 @@ pub struct AuditArgs {
     /// The ledger's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    #[command(flatten)]
+    token: super::ReadTokenArgs,
     /// The checkpoint key to trust, as printed by `serve` (<origin>+<key id>+<key>).
     #[arg(long)]
     verifier_key: String,
@@ -50,16 +53,14 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         .verifier_key
         .parse()
         .context("--verifier-key is not a verifier key")?;
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
     audit_ledger(channel, &verifier, &args)
         .await
         .context("audit failed")
 }
 
 async fn audit_ledger(
-    channel: Channel,
+    channel: LedgerChannel,
     verifier: &NoteVerifier,
     args: &AuditArgs,
 ) -> anyhow::Result<()> {
@@ -139,7 +140,7 @@ async fn audit_ledger(
 /// Downloads the prefix the checkpoint signs and audits it ([`client::download_and_audit`]),
 /// with a progress bar per step.
 async fn download_and_audit(
-    log: &mut LogServiceClient<Channel>,
+    log: &mut LogServiceClient<LedgerChannel>,
     checkpoint: &Checkpoint,
     verifier: &NoteVerifier,
 ) -> anyhow::Result<AuditedPrefix> {
@@ -190,7 +191,7 @@ fn services_to_check(audited: &AuditedPrefix, asked: &[String]) -> anyhow::Resul
 /// Asks the server for the service's availability report and incidents at the audited
 /// tree size and compares them, and the prefix they name, with the recomputed ones.
 async fn compare_service(
-    query: &mut QueryServiceClient<Channel>,
+    query: &mut QueryServiceClient<LedgerChannel>,
     service_id: &str,
     window_spec: &WindowSpec,
     audited: &AuditedPrefix,
@@ -310,7 +311,7 @@ fn save_checkpoint(path: &Path, note: &str) -> anyhow::Result<()> {
 }
 
 async fn consistency_proof(
-    log: &mut LogServiceClient<Channel>,
+    log: &mut LogServiceClient<LedgerChannel>,
     first: u64,
     second: u64,
 ) -> anyhow::Result<Vec<Hash>> {

@@ -31,7 +31,7 @@ use uptime_ledger::probe::agent::{Agent, Mode};
 use uptime_ledger::probe::config;
 
 use super::limits::LimitArgs;
-use super::serve::{shutdown_signal, ServeArgs, Server};
+use super::serve::{shutdown_signal, SecurityArgs, ServeArgs, Server};
 
 /// The file that marks a demo directory whose setup and backfill are complete, holding
 /// the script's anchor (Unix milliseconds).
@@ -104,6 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             rebuild_projections: false,
             checkpoint_interval: Duration::from_millis(500),
             limits: LimitArgs::default(),
+            security: SecurityArgs::default(),
         },
         limits,
     )

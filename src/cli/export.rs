@@ -13,7 +13,6 @@ use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use uptime_ledger::client;
 use uptime_ledger::domain::{Command, Quorum, Status};
 use uptime_ledger::entry::{self, DecodedEntry, Payload};
 use uptime_ledger::merkle;
@@ -25,6 +24,10 @@ pub struct ExportArgs {
     /// The ledger's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    #[command(flatten)]
+    token: super::ReadTokenArgs,
     /// The first entry's index.
     #[arg(long, default_value_t = 0)]
     start: u64,
@@ -80,9 +83,7 @@ struct Record {
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
     let rpc_error =
         |status: tonic::Status| anyhow!("GetEntries: {}: {}", status.code(), status.message());
     let mut stream = LogServiceClient::new(channel)

@@ -14,6 +14,10 @@ use uptime_ledger::pb::log_service_client::LogServiceClient;
 pub struct LogArgs {
     #[arg(long, default_value = "http://127.0.0.1:50051", global = true)]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    #[command(flatten)]
+    token: super::ReadTokenArgs,
     #[command(subcommand)]
     command: LogCommand,
 }
@@ -43,9 +47,7 @@ enum LogCommand {
 }
 
 pub async fn run(args: LogArgs) -> anyhow::Result<()> {
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
     let rpc_error =
         |status: tonic::Status| anyhow::anyhow!("{}: {}", status.code(), status.message());
     match args.command {

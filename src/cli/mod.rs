@@ -14,10 +14,16 @@ mod serve;
 mod submit;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use uptime_ledger::client::{self, ConnectOptions, LedgerChannel};
+use uptime_ledger::read_token;
+use uptime_ledger::tls::ClientTls;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +101,92 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args).await,
         Command::Probe(args) => probe::run(args).await,
     }
+}
+
+/// TLS to an `https://` ledger (every client subcommand).
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// CA certificate(s), PEM, to trust for an https:// ledger instead of the Mozilla roots
+    /// built into the binary.
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate, PEM, to present (a ledger with --client-ca requires one for
+    /// ingest, naming the probe).
+    #[arg(long, value_name = "FILE", requires = "client_key", global = true)]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "client_cert", global = true)]
+    client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn load(&self) -> anyhow::Result<ClientTls> {
+        Ok(ClientTls::load(
+            self.ca_file.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+        )?)
+    }
+
+    /// Connects to `ledger` without a read token.
+    async fn connect(&self, ledger: &str) -> anyhow::Result<LedgerChannel> {
+        connect(
+            ledger,
+            ConnectOptions {
+                tls: self.load()?,
+                read_token: None,
+            },
+        )
+        .await
+    }
+}
+
+/// The read token of a ledger started with `--read-token` (the read subcommands).
+#[derive(Debug, Args)]
+struct ReadTokenArgs {
+    /// The ledger's read token. Prefer the environment variable or --read-token-file: a
+    /// command-line argument is visible to other users in `ps`.
+    #[arg(long, env = read_token::ENV_VAR, hide_env_values = true, global = true)]
+    read_token: Option<String>,
+    /// A file holding the read token (surrounding whitespace ignored); takes precedence
+    /// over --read-token and the environment variable.
+    #[arg(long, value_name = "FILE", global = true)]
+    read_token_file: Option<PathBuf>,
+}
+
+impl ReadTokenArgs {
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        match (&self.read_token_file, &self.read_token) {
+            (Some(path), _) => Ok(Some(read_token::read_file(path)?)),
+            (None, Some(token)) => {
+                read_token::validate(token).context("--read-token")?;
+                Ok(Some(token.clone()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Connects to `ledger` with the TLS settings and read token of a read subcommand.
+async fn connect_reader(
+    ledger: &str,
+    tls: &TlsArgs,
+    token: &ReadTokenArgs,
+) -> anyhow::Result<LedgerChannel> {
+    connect(
+        ledger,
+        ConnectOptions {
+            tls: tls.load()?,
+            read_token: token.token()?,
+        },
+    )
+    .await
+}
+
+async fn connect(ledger: &str, options: ConnectOptions) -> anyhow::Result<LedgerChannel> {
+    client::connect_with(ledger, &options)
+        .await
+        .with_context(|| format!("cannot reach the ledger at {ledger}"))
 }
 
 /// How `--window` is written (report and audit).

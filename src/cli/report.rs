@@ -2,7 +2,7 @@
 //! services over a window, from the ledger's QueryService, as an aligned table or JSON.
 //! Every answer names the log prefix it was computed from; `audit` checks them.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
@@ -17,6 +17,10 @@ pub struct ReportArgs {
     /// The ledger's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    #[command(flatten)]
+    token: super::ReadTokenArgs,
     /// Only this service; default: every service.
     #[arg(long, value_name = "ID")]
     service: Option<String>,
@@ -67,9 +71,7 @@ struct IncidentReport {
 }
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
     let mut query = QueryServiceClient::new(channel);
     let rpc_error = |status: tonic::Status| anyhow!("{}: {}", status.code(), status.message());
     let listed = query
@@ -104,7 +106,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 async fn service_report(
-    query: &mut QueryServiceClient<tonic::transport::Channel>,
+    query: &mut QueryServiceClient<client::LedgerChannel>,
     spec: pb::ServiceSpec,
     window: &WindowSpec,
 ) -> anyhow::Result<ServiceReport> {

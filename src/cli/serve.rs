@@ -15,6 +15,9 @@ use uptime_ledger::http::HttpState;
 use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
+use uptime_ledger::read_token::{self, ReadToken};
+use uptime_ledger::rpc::RpcSecurity;
+use uptime_ledger::tls::ServerTls;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -48,6 +51,49 @@ pub struct ServeArgs {
     pub(super) checkpoint_interval: Duration,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub(super) security: SecurityArgs,
+}
+
+/// TLS, mutual TLS for ingest, and the read token.
+#[derive(Debug, Default, Args)]
+pub(super) struct SecurityArgs {
+    /// Serve gRPC and HTTP over TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS for ingest: a probe must present a certificate issued by this CA (PEM)
+    /// whose DNS subject alternative name is its probe id. Other services take clients
+    /// without a certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Require `authorization: Bearer TOKEN` on the read APIs (gRPC Query and Log
+    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint, and /metrics).
+    /// Prefer the environment variable or --read-token-file: arguments show in `ps`.
+    #[arg(long, env = read_token::ENV_VAR, hide_env_values = true)]
+    read_token: Option<String>,
+    /// A file holding the read token (surrounding whitespace ignored); takes precedence
+    /// over --read-token and the environment variable.
+    #[arg(long, value_name = "FILE")]
+    read_token_file: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// Reads and checks every file before anything listens.
+    fn load(&self) -> anyhow::Result<(Option<ServerTls>, Option<Arc<ReadToken>>)> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::load(cert, key, self.client_ca.as_deref())?),
+            _ => None,
+        };
+        let token = match (&self.read_token_file, &self.read_token) {
+            (Some(path), _) => Some(ReadToken::new(&read_token::read_file(path)?)?),
+            (None, Some(token)) => Some(ReadToken::new(token).context("--read-token")?),
+            (None, None) => None,
+        };
+        Ok((tls, token.map(Arc::new)))
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -64,6 +110,8 @@ pub(super) struct Server {
     grpc_listener: tokio::net::TcpListener,
     http_listener: tokio::net::TcpListener,
     limits: Limits,
+    tls: Option<ServerTls>,
+    read_token: Option<Arc<ReadToken>>,
 }
 
 impl Server {
@@ -73,6 +121,7 @@ impl Server {
         if args.checkpoint_interval > Duration::from_secs(1) || args.checkpoint_interval.is_zero() {
             bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
         }
+        let (tls, read_token) = args.security.load()?;
         let keys_dir = args.data_dir.join("keys");
         std::fs::create_dir_all(&keys_dir)
             .with_context(|| format!("cannot create {}", keys_dir.display()))?;
@@ -128,6 +177,8 @@ impl Server {
             grpc_listener,
             http_listener,
             limits,
+            tls,
+            read_token,
         })
     }
 
@@ -142,9 +193,22 @@ impl Server {
     /// Where it serves and what it holds, on stderr.
     pub fn print_banner(&self, title: &str, data_dir: &Path) -> anyhow::Result<()> {
         let checkpoint = self.ledger.checkpoint();
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         eprintln!("{title}");
-        eprintln!("  gRPC:         http://{}", self.grpc_addr()?);
-        eprintln!("  status page:  http://{}/", self.http_addr()?);
+        eprintln!("  gRPC:         {scheme}://{}", self.grpc_addr()?);
+        eprintln!("  status page:  {scheme}://{}/", self.http_addr()?);
+        match &self.tls {
+            None => {
+                eprintln!("  TLS:          off (plaintext; use --tls-cert/--tls-key beyond localhost)")
+            }
+            Some(tls) if tls.client_ca() => eprintln!(
+                "  TLS:          on; ingest needs a client certificate naming the probe (--client-ca)"
+            ),
+            Some(_) => eprintln!("  TLS:          on"),
+        }
+        if self.read_token.is_some() {
+            eprintln!("  read token:   required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics");
+        }
         eprintln!("  data dir:     {}", data_dir.display());
         eprintln!("  tree size:    {}", self.ledger.tree_size());
         eprintln!("  verifier key: {}", self.ledger.verifier());
@@ -164,6 +228,8 @@ impl Server {
             grpc_listener,
             http_listener,
             limits,
+            tls,
+            read_token,
         } = self;
         // `shutdown` stops both servers, and so does either one failing; each drains its
         // in-flight requests.
@@ -183,9 +249,12 @@ impl Server {
         });
         let http = tokio::spawn({
             let stop = stop.clone();
-            let server = uptime_ledger::http::serve_http_with(
+            let state = HttpState::new(ledger.clone(), projections.clone())
+                .with_read_token(read_token.clone());
+            let server = uptime_ledger::http::serve_maybe_tls(
                 http_listener,
-                HttpState::new(ledger.clone(), projections.clone()),
+                tls.as_ref().map(ServerTls::http),
+                state,
                 limits.clone(),
                 when_stopped(),
             );
@@ -195,11 +264,12 @@ impl Server {
                 result
             }
         });
-        let grpc_result = uptime_ledger::rpc::serve_with(
+        let grpc_result = uptime_ledger::rpc::serve_secured(
             grpc_listener,
             ledger.clone(),
             projections.clone(),
             limits,
+            RpcSecurity { tls, read_token },
             when_stopped(),
         )
         .await;

@@ -15,6 +15,8 @@ use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 pub struct SubmitArgs {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     ledger: String,
+    #[command(flatten)]
+    tls: super::TlsArgs,
     /// The probe's private key (PKCS#8 PEM).
     #[arg(long)]
     key: PathBuf,
@@ -56,9 +58,7 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
         latency_ms: args.latency_ms,
         detail: args.detail,
     };
-    let channel = client::connect(&args.ledger)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {}", args.ledger))?;
+    let channel = args.tls.connect(&args.ledger).await?;
     let response = IngestServiceClient::new(channel)
         .submit(pb::SubmitRequest {
             observations: vec![client::sign_observation(&key, &observation)],

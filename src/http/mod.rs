@@ -14,6 +14,7 @@ pub mod api;
 mod error;
 mod pages;
 pub mod params;
+pub mod tls;
 pub mod view;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use crate::limits::{ConnectionLimit, Limits};
 use crate::log::Ledger;
 use crate::projector::{Projections, Published};
 use crate::query::{self, QueryError};
+use crate::read_token::ReadToken;
 
 pub use error::HttpError;
 
@@ -47,6 +49,8 @@ pub struct HttpState {
     /// Answering from an earlier prefix replays the log from the start, and the API is
     /// public: such replays run one at a time, later ones wait.
     replays: Arc<tokio::sync::Semaphore>,
+    /// When set, `/api/…` (but `/api/v1/checkpoint`) and `/metrics` need it as a bearer token.
+    read_token: Option<Arc<ReadToken>>,
 }
 
 impl HttpState {
@@ -58,7 +62,14 @@ impl HttpState {
             projections,
             metrics: Arc::new(metrics),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            read_token: None,
         }
+    }
+
+    /// Guards the JSON API and `/metrics` with `token` (see [`needs_read_token`]).
+    pub fn with_read_token(mut self, token: Option<Arc<ReadToken>>) -> HttpState {
+        self.read_token = token;
+        self
     }
 
     /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time. The
@@ -168,6 +179,36 @@ async fn within(limit: Duration, request: Request, next: Next) -> Response {
     }
 }
 
+/// [`serve_http`] over TLS: the same routes, HTTPS only (HTTP/1.1).
+pub async fn serve_https(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(tls::TlsListener::new(listener, acceptor), router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("HTTPS server: stopped accepting, finishing in-flight requests");
+        })
+        .await
+}
+
+/// [`serve_https`] with `tls`, else [`serve_http_with`] under `limits`. (HTTPS does not
+/// apply `limits` yet: its connections go through the TLS acceptor's own bounds.)
+pub async fn serve_maybe_tls(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: HttpState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve_http_with(listener, state, limits, shutdown).await,
+        Some(acceptor) => serve_https(listener, acceptor, state, shutdown).await,
+    }
+}
+
 /// Every route. Public so that tests (and the demo) can serve it however they like.
 pub fn router(state: HttpState) -> Router {
     Router::new()
@@ -192,6 +233,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/assets/status.css", get(stylesheet))
         .route("/assets/status.js", get(script))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_read_token,
+        ))
         .layer(middleware::from_fn(log_and_secure))
         .with_state(state)
 }
@@ -244,6 +289,49 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn not_found() -> error::PageError {
     error::PageError(HttpError::not_found("There is no page at this address."))
+}
+
+/// Whether `path` needs the read token (when one is set): the machine-readable reads —
+/// the JSON API and `/metrics`. The status pages, their assets, `/healthz`, `/readyz` and
+/// `/api/v1/checkpoint` (a signed checkpoint is public by design, and the page links it)
+/// stay open: citizens read the status page without credentials.
+pub fn needs_read_token(path: &str) -> bool {
+    (path.starts_with("/api/") && path != "/api/v1/checkpoint") || path == "/metrics"
+}
+
+/// Refuses a guarded request without the right `authorization: Bearer` token: 401 with a
+/// JSON error and `WWW-Authenticate` (RFC 6750).
+async fn require_read_token(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.read_token {
+        if needs_read_token(request.uri().path()) {
+            let authorization = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            if let Err(denied) = token.check(authorization) {
+                let mut response = error::ApiError(HttpError {
+                    status: StatusCode::UNAUTHORIZED,
+                    code: "unauthorized",
+                    message: denied.to_string(),
+                })
+                .into_response();
+                let challenge = match denied {
+                    crate::read_token::Denied::Missing => r#"Bearer realm="uptime-ledger""#,
+                    _ => r#"Bearer realm="uptime-ledger", error="invalid_token""#,
+                };
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                return response;
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// Logs each request at debug level and sets headers every answer should carry: no

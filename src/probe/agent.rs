@@ -75,6 +75,8 @@ pub enum AgentError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     CheckSetup(#[from] CheckSetupError),
+    #[error("cannot set up TLS to the ledger: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Agent {
@@ -93,6 +95,12 @@ impl Agent {
             .cloned()
             .map(Checker::new)
             .collect::<Result<Vec<_>, _>>()?;
+        let files = &self.config.tls;
+        let tls = crate::tls::ClientTls::load(
+            files.ca_file.as_deref(),
+            files.cert_file.as_deref(),
+            files.key_file.as_deref(),
+        )?;
         let spool_config = SpoolConfig {
             dir: self.config.spool_dir.clone(),
             max_pending: self.config.spool_max_observations,
@@ -122,6 +130,7 @@ impl Agent {
         let mut delivery = tokio::spawn(
             Delivery {
                 ledger: self.config.ledger.clone(),
+                tls,
                 spool: spool.clone(),
                 counters: counters.clone(),
                 wake: wake.clone(),

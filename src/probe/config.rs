@@ -35,6 +35,19 @@ pub struct ProbeConfig {
     pub spool_max_observations: usize,
     /// At least one; no two for the same service.
     pub checks: Vec<CheckConfig>,
+    /// TLS to an `https://` ledger (the `[tls]` table); empty for the defaults.
+    pub tls: TlsFiles,
+}
+
+/// The `[tls]` table: files for TLS to the ledger. Without `ca_file` the Mozilla roots
+/// built into the binary are trusted; `cert_file` and `key_file` (both or neither) are the
+/// client certificate a ledger with `--client-ca` requires, whose DNS name is the probe id.
+/// (A table of its own because the top-level `key_file` is the probe's signing key.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// One service to watch, and how.
@@ -149,6 +162,15 @@ struct RawConfig {
     spool_max_observations: Option<Spanned<i64>>,
     #[serde(rename = "check", default)]
     checks: Vec<Spanned<RawCheck>>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +243,10 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<ProbeConfig, Problem> {
         first_line_of_service.insert(check.service_id.to_string(), raw_check.span());
         checks.push(check);
     }
+    let tls = match &raw.tls {
+        None => TlsFiles::default(),
+        Some(tls) => validate_tls(tls, &raw.ledger, base_dir)?,
+    };
     Ok(ProbeConfig {
         probe_id,
         key_file: base_dir.join(raw.key_file),
@@ -228,6 +254,40 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<ProbeConfig, Problem> {
         spool_dir: base_dir.join(raw.spool_dir),
         spool_max_observations,
         checks,
+        tls,
+    })
+}
+
+fn validate_tls(
+    spanned: &Spanned<RawTls>,
+    ledger: &Spanned<String>,
+    base_dir: &Path,
+) -> Result<TlsFiles, Problem> {
+    let raw = spanned.get_ref();
+    if raw.cert_file.is_some() != raw.key_file.is_some() {
+        return Err(at(
+            spanned,
+            "[tls] needs both cert_file (the probe's client certificate) and key_file (its private key), or neither",
+        ));
+    }
+    if !ledger
+        .get_ref()
+        .to_ascii_lowercase()
+        .starts_with("https://")
+    {
+        return Err(at(
+            ledger,
+            format!(
+                "the [tls] table is set, but ledger {:?} is not an https:// address",
+                ledger.get_ref()
+            ),
+        ));
+    }
+    let resolve = |path: &Option<PathBuf>| path.as_ref().map(|path| base_dir.join(path));
+    Ok(TlsFiles {
+        ca_file: resolve(&raw.ca_file),
+        cert_file: resolve(&raw.cert_file),
+        key_file: resolve(&raw.key_file),
     })
 }
 
@@ -685,6 +745,65 @@ timeout = "5s"
         let message = refused(&no_interval);
         assert!(message.contains("missing field `interval`"), "{message}");
         assert!(message.starts_with("probe.toml line 6: "), "{message}");
+    }
+
+    #[test]
+    fn the_tls_table_names_files_relative_to_the_config() {
+        let text = EXAMPLE.replacen("http://127.0.0.1:50051", "https://ledger.example.go.ke:50051", 1)
+            + "\n[tls]\nca_file = \"ledger-ca.pem\"\ncert_file = \"/certs/nbo-1.pem\"\nkey_file = \"nbo-1-key.pem\"\n";
+        let config = parse_example(&text).unwrap();
+        assert_eq!(
+            config.tls,
+            TlsFiles {
+                ca_file: Some(PathBuf::from("/etc/probe/ledger-ca.pem")),
+                cert_file: Some(PathBuf::from("/certs/nbo-1.pem")),
+                key_file: Some(PathBuf::from("/etc/probe/nbo-1-key.pem")),
+            }
+        );
+        // The signing key stays the top-level key_file.
+        assert_eq!(config.key_file, Path::new("/etc/probe/probe.pem"));
+        let ca_only = EXAMPLE.replacen("http://127.0.0.1:50051", "https://ledger:50051", 1)
+            + "\n[tls]\nca_file = \"ca.pem\"\n";
+        let config = parse_example(&ca_only).unwrap();
+        assert_eq!(config.tls.ca_file, Some(PathBuf::from("/etc/probe/ca.pem")));
+        assert_eq!(config.tls.cert_file, None);
+        assert_eq!(parse_example(EXAMPLE).unwrap().tls, TlsFiles::default());
+    }
+
+    #[test]
+    fn tls_problems_are_refused_with_their_line() {
+        let https = EXAMPLE.replacen("http://127.0.0.1:50051", "https://ledger:50051", 1);
+        let lines = EXAMPLE.lines().count();
+        let cases: Vec<(String, usize, &str)> = vec![
+            (
+                format!("{https}\n[tls]\ncert_file = \"nbo-1.pem\"\n"),
+                lines + 2,
+                "[tls] needs both cert_file (the probe's client certificate) and key_file",
+            ),
+            (
+                format!("{https}\n[tls]\nkey_file = \"nbo-1-key.pem\"\n"),
+                lines + 2,
+                "or neither",
+            ),
+            (
+                format!("{https}\n[tls]\nca_file = \"ca.pem\"\nca_flie = \"x\"\n"),
+                lines + 4,
+                "unknown field `ca_flie`",
+            ),
+            (
+                format!("{EXAMPLE}\n[tls]\nca_file = \"ca.pem\"\n"),
+                3,
+                "the [tls] table is set, but ledger \"http://127.0.0.1:50051\" is not an https:// address",
+            ),
+        ];
+        for (text, line, words) in cases {
+            let message = refused(&text);
+            assert!(message.contains(words), "expected {words:?}: {message}");
+            assert!(
+                message.starts_with(&format!("probe.toml line {line}: ")),
+                "expected line {line}: {message}"
+            );
+        }
     }
 
     #[test]

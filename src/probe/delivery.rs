@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use super::checks::{describe_failure, known_cause};
 use super::spool::{Settlement, Spool, SpoolError, SpooledObservation};
 use super::Counters;
-use crate::client;
+use crate::client::{self, ConnectOptions, LedgerChannel};
 use crate::domain::RejectReason;
 use crate::entry;
 use crate::pb;
@@ -38,6 +37,8 @@ pub type SharedSpool = Arc<Mutex<Spool>>;
 
 pub struct Delivery {
     pub ledger: String,
+    /// TLS to an `https://` ledger (CA, client certificate), already read and checked.
+    pub tls: crate::tls::ClientTls,
     pub spool: SharedSpool,
     pub counters: Arc<Counters>,
     /// Notified whenever something is spooled.
@@ -50,7 +51,7 @@ impl Delivery {
     /// Returns an error only when the spool fails (which is fatal for the agent). The
     /// sender of `drain` must outlive this call.
     pub async fn run(self, mut drain: watch::Receiver<Option<Instant>>) -> Result<(), SpoolError> {
-        let mut ingest: Option<IngestServiceClient<Channel>> = None;
+        let mut ingest: Option<IngestServiceClient<LedgerChannel>> = None;
         let mut backoff = Backoff::default();
         loop {
             let deadline = *drain.borrow_and_update();
@@ -122,13 +123,18 @@ impl Delivery {
     /// observation, or why the request as a whole failed.
     async fn submit(
         &self,
-        ingest: &mut Option<IngestServiceClient<Channel>>,
+        ingest: &mut Option<IngestServiceClient<LedgerChannel>>,
         batch: &[SpooledObservation],
     ) -> Result<Vec<(u64, Settlement)>, Failure> {
         let connected = match ingest {
             Some(connected) => connected,
             None => {
-                let channel = tokio::time::timeout(CONNECT_TIMEOUT, client::connect(&self.ledger))
+                let options = ConnectOptions {
+                    tls: self.tls.clone(),
+                    read_token: None,
+                };
+                let connecting = client::connect_with(&self.ledger, &options);
+                let channel = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
                     .await
                     .map_err(|_| {
                         format!(

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::admission::Admission;
-use super::{convert, status};
+use super::{client_cert, convert, status};
 use crate::domain::Outcome;
 use crate::log::{Ledger, MAX_EVENTS_PER_COMMIT};
 use crate::pb;
@@ -28,6 +28,19 @@ const _: () = assert!(MAX_SUBMIT_BATCH <= MAX_EVENTS_PER_COMMIT);
 pub struct IngestApi {
     pub ledger: Arc<Ledger>,
     pub admission: Arc<Admission>,
+    /// Mutual TLS (`--client-ca`): each request needs a client certificate naming the
+    /// probe of every observation in it (see `client_cert`).
+    pub require_client_cert: bool,
+}
+
+impl IngestApi {
+    /// The probe names the request's client certificate vouches for, when they are required.
+    fn certified_names<T>(&self, request: &Request<T>) -> Result<Option<Arc<[String]>>, Status> {
+        if !self.require_client_cert {
+            return Ok(None);
+        }
+        Ok(Some(client_cert::certified_names(request)?.into()))
+    }
 }
 
 type AckStream =
@@ -40,6 +53,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let names = self.certified_names(&request)?;
         let observations = request.into_inner().observations;
         if observations.len() > MAX_SUBMIT_BATCH {
             return Err(status::invalid_argument(format!(
@@ -47,7 +61,10 @@ impl IngestService for IngestApi {
                 observations.len()
             )));
         }
-        let envelopes = observations.into_iter().map(convert::envelope).collect();
+        let envelopes: Vec<_> = observations.into_iter().map(convert::envelope).collect();
+        if let Some(names) = &names {
+            client_cert::check_probe_ids(names, &envelopes)?;
+        }
         let batch = self
             .ledger
             .verify(envelopes)
@@ -73,6 +90,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::SubmitStreamRequest>>,
     ) -> Result<Response<AckStream>, Status> {
+        let names = self.certified_names(&request)?;
         let inbound = request.into_inner();
         let (acks, acks_out) =
             mpsc::channel::<Result<pb::SubmitStreamResponse, Status>>(STREAM_CHUNK);
@@ -104,6 +122,13 @@ impl IngestService for IngestApi {
                             failure = Some(status);
                             break;
                         }
+                    }
+                }
+                if let Some(names) = &names {
+                    if let Err(refused) = client_cert::check_probe_ids(names, &envelopes) {
+                        // Nothing of this chunk reaches the ledger; the stream ends here.
+                        let _ = pending.send(Err(refused)).await;
+                        return;
                     }
                 }
                 if !envelopes.is_empty() {

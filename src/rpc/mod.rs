@@ -3,10 +3,12 @@
 
 mod admin;
 pub mod admission;
+mod client_cert;
 mod convert;
 mod ingest;
 mod log;
 mod query;
+mod read_auth;
 mod status;
 
 use std::future::Future;
@@ -20,6 +22,9 @@ use crate::limits::{ConnectionLimit, Limits};
 use crate::log::Ledger;
 use crate::pb;
 use crate::projector::Projections;
+use crate::read_token::ReadToken;
+use crate::tls::incoming::{Protocol, TlsIncoming};
+use crate::tls::ServerTls;
 
 pub use ingest::MAX_SUBMIT_BATCH;
 
@@ -30,6 +35,16 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Streams a client may open and reset before the server answers them (HTTP/2 "rapid
 /// reset", CVE-2023-44487); past this the connection is closed with ENHANCE_YOUR_CALM.
 pub const MAX_PENDING_RESETS: usize = 20;
+
+/// Transport security of the gRPC server. The default is plaintext and open reads.
+#[derive(Clone, Debug, Default)]
+pub struct RpcSecurity {
+    /// TLS on every connection; with a client CA, ingest needs a client certificate naming
+    /// the probe (mutual TLS).
+    pub tls: Option<ServerTls>,
+    /// The bearer token the read methods require (see `read_auth`).
+    pub read_token: Option<Arc<ReadToken>>,
+}
 
 /// [`serve_with`] under the default [`Limits`].
 pub async fn serve(
@@ -51,7 +66,38 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let admission = Arc::new(admission::Admission::new(&limits));
-    serve_admitted(listener, ledger, projections, limits, admission, shutdown).await
+    serve_admitted(
+        listener,
+        ledger,
+        projections,
+        limits,
+        admission,
+        RpcSecurity::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_with`] with TLS, mutual TLS for ingest and a read token as `security` says.
+pub async fn serve_secured(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    limits: Limits,
+    security: RpcSecurity,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let admission = Arc::new(admission::Admission::new(&limits));
+    serve_admitted(
+        listener,
+        ledger,
+        projections,
+        limits,
+        admission,
+        security,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve_with`], with the ingest admission control given (tests hold its units to
@@ -62,6 +108,7 @@ pub async fn serve_admitted(
     projections: Arc<Projections>,
     limits: Limits,
     admission: Arc<admission::Admission>,
+    security: RpcSecurity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -95,6 +142,7 @@ pub async fn serve_admitted(
     let ingest = pb::ingest_service_server::IngestServiceServer::new(ingest::IngestApi {
         ledger: ledger.clone(),
         admission: admission.clone(),
+        require_client_cert: security.tls.as_ref().is_some_and(ServerTls::client_ca),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
     let admin = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
@@ -118,10 +166,11 @@ pub async fn serve_admitted(
         tracing::info!("gRPC server: stopped accepting, finishing in-flight requests");
     };
 
-    let connections =
-        ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
-    Server::builder()
+    let router = Server::builder()
         .timeout(limits.grpc_request_timeout)
+        .layer(read_auth::ReadAuthLayer {
+            token: security.read_token.clone(),
+        })
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
@@ -142,9 +191,25 @@ pub async fn serve_admitted(
         .add_service(ingest)
         .add_service(admin)
         .add_service(log)
-        .add_service(query)
-        .serve_with_incoming_shutdown(incoming(listener, connections), shutdown)
-        .await
+        .add_service(query);
+    match &security.tls {
+        None => {
+            let connections =
+                ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
+            router
+                .serve_with_incoming_shutdown(incoming(listener, connections), shutdown)
+                .await
+        }
+        // Our own TLS acceptor rather than tonic's `tls_config` (which also wraps a passed-in
+        // stream): it answers a plaintext client with a status saying to use TLS. (The
+        // connection cap and idle deadline of `limits` apply to plaintext only, so far.)
+        Some(tls) => {
+            let incoming = TlsIncoming::spawn(listener, tls.grpc(), Protocol::Grpc);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
 /// Accepted connections under the connection cap, each closed when its client goes silent

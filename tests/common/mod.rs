@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod seed;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,11 +28,25 @@ use uptime_ledger::pb::admin_service_client::AdminServiceClient;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
 use uptime_ledger::projector::{Projections, ProjectorConfig};
+use uptime_ledger::read_token::ReadToken;
 use uptime_ledger::rpc::admission::Admission;
+use uptime_ledger::rpc::RpcSecurity;
+use uptime_ledger::tls::{ClientTls, ServerTls};
 
 /// 2026-11-27T00:00:00Z, the tests' "now".
 pub const T0: i64 = 1_795_737_600_000;
 pub const ORIGIN: &str = "test.uptime-ledger/log";
+
+/// Transport security of a test ledger (the default: plaintext, open reads).
+#[derive(Clone, Default)]
+pub struct TestSecurity {
+    /// TLS for gRPC and HTTP (and with a client CA, mutual TLS for ingest).
+    pub tls: Option<ServerTls>,
+    /// What the ledger's own helpers (`channel`, `apply`, …) use to connect: the test CA.
+    pub client_tls: ClientTls,
+    /// The read token the ledger requires.
+    pub read_token: Option<String>,
+}
 
 pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -53,6 +68,7 @@ pub struct TestLedger {
     pub limits: Limits,
     pub admission: Arc<Admission>,
     pub admin_seq: u64,
+    pub security: TestSecurity,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -63,6 +79,18 @@ impl TestLedger {
         let dir = temp.path().to_owned();
         let mut ledger =
             TestLedger::start_in(&dir, Arc::new(ManualClock::new(T0)), key(200), key(201)).await;
+        ledger._temp = Some(temp);
+        ledger
+    }
+
+    /// A fresh ledger served with `security` (addresses are `https://localhost:PORT` with TLS).
+    pub async fn start_secured(security: TestSecurity) -> TestLedger {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let ledger = open(&dir, clock.clone(), &key(200), &key(201)).expect("the ledger opens");
+        let mut ledger =
+            TestLedger::serve_with(&dir, clock, ledger, key(200), key(201), security).await;
         ledger._temp = Some(temp);
         ledger
     }
@@ -115,8 +143,16 @@ impl TestLedger {
         ledger_key: SigningKey,
         admin: SigningKey,
     ) -> TestLedger {
-        TestLedger::serve_opened_with(dir, clock, ledger, ledger_key, admin, Limits::default())
-            .await
+        TestLedger::serve_configured(
+            dir,
+            clock,
+            ledger,
+            ledger_key,
+            admin,
+            Limits::default(),
+            TestSecurity::default(),
+        )
+        .await
     }
 
     async fn serve_opened_with(
@@ -127,6 +163,31 @@ impl TestLedger {
         admin: SigningKey,
         limits: Limits,
     ) -> TestLedger {
+        let security = TestSecurity::default();
+        TestLedger::serve_configured(dir, clock, ledger, ledger_key, admin, limits, security).await
+    }
+
+    async fn serve_with(
+        dir: &Path,
+        clock: Arc<ManualClock>,
+        ledger: Arc<Ledger>,
+        ledger_key: SigningKey,
+        admin: SigningKey,
+        security: TestSecurity,
+    ) -> TestLedger {
+        let limits = Limits::default();
+        TestLedger::serve_configured(dir, clock, ledger, ledger_key, admin, limits, security).await
+    }
+
+    async fn serve_configured(
+        dir: &Path,
+        clock: Arc<ManualClock>,
+        ledger: Arc<Ledger>,
+        ledger_key: SigningKey,
+        admin: SigningKey,
+        limits: Limits,
+        security: TestSecurity,
+    ) -> TestLedger {
         let projections = start_projections(&ledger, dir, clock.clone(), false);
         let admission = Arc::new(Admission::new(&limits));
         let (address, http_address, stop, server) = serve(
@@ -134,6 +195,7 @@ impl TestLedger {
             projections.clone(),
             limits.clone(),
             admission.clone(),
+            &security,
         )
         .await;
         TestLedger {
@@ -150,6 +212,7 @@ impl TestLedger {
             limits,
             admission,
             admin_seq: 1,
+            security,
             _temp: None,
         }
     }
@@ -188,6 +251,7 @@ impl TestLedger {
             projections,
             self.limits.clone(),
             self.admission.clone(),
+            &self.security,
         )
         .await;
         self.address = address;
@@ -222,7 +286,9 @@ impl TestLedger {
     }
 
     pub async fn channel(&self) -> Channel {
-        client::connect(&self.address).await.unwrap()
+        client::connect_tls(&self.address, &self.security.client_tls)
+            .await
+            .unwrap()
     }
 
     pub async fn ingest(&self) -> IngestServiceClient<Channel> {
@@ -392,17 +458,28 @@ pub fn start_projections(
     .expect("the projections start")
 }
 
-/// Serves gRPC and HTTP on two ports of 127.0.0.1; both stop when `true` is sent.
+/// Serves gRPC and HTTP on two ports of 127.0.0.1 (named `localhost` with TLS, the test
+/// certificate's name); both stop when `true` is sent.
 async fn serve(
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
     limits: Limits,
     admission: Arc<Admission>,
+    security: &TestSecurity,
 ) -> (String, String, watch::Sender<bool>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
     let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http_address = format!("http://{}", http_listener.local_addr().unwrap());
+    let (scheme, host) = match security.tls {
+        Some(_) => ("https", "localhost"),
+        None => ("http", "127.0.0.1"),
+    };
+    let port = |listener: &tokio::net::TcpListener| listener.local_addr().unwrap().port();
+    let address = format!("{scheme}://{host}:{}", port(&listener));
+    let http_address = format!("{scheme}://{host}:{}", port(&http_listener));
+    let read_token = security
+        .read_token
+        .as_deref()
+        .map(|token| Arc::new(ReadToken::new(token).unwrap()));
     let (stop, stopped) = watch::channel(false);
     let when_stopped = move || {
         let mut stopped = stopped.clone();
@@ -410,18 +487,26 @@ async fn serve(
             let _ = stopped.wait_for(|&stop| stop).await;
         }
     };
-    let http = uptime_ledger::http::serve_http_with(
+    let state = uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone())
+        .with_read_token(read_token.clone());
+    let http = uptime_ledger::http::serve_maybe_tls(
         http_listener,
-        uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone()),
+        security.tls.as_ref().map(ServerTls::http),
+        state,
         limits.clone(),
         when_stopped(),
     );
+    let rpc_security = RpcSecurity {
+        tls: security.tls.clone(),
+        read_token,
+    };
     let grpc = uptime_ledger::rpc::serve_admitted(
         listener,
         ledger,
         projections,
         limits,
         admission,
+        rpc_security,
         when_stopped(),
     );
     let server = tokio::spawn(async move {
@@ -470,6 +555,47 @@ pub async fn http_get(address: &str, path: &str) -> HttpResponse {
         content_type,
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
+}
+
+/// `GET address + path` with reqwest: over HTTPS trusting only `ca_file` when given, and
+/// with `authorization: Bearer TOKEN` when given. Also returns the `WWW-Authenticate`
+/// header. An error is a failed connection or handshake.
+pub async fn http_get_with(
+    address: &str,
+    path: &str,
+    ca_file: Option<&Path>,
+    token: Option<&str>,
+) -> Result<(HttpResponse, Option<String>), reqwest::Error> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(ca_file) = ca_file {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
+        builder = builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca);
+    }
+    let mut request = builder.build().unwrap().get(format!("{address}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let challenge = header("www-authenticate");
+    let status = response.status().as_u16();
+    let body = response.text().await?;
+    Ok((
+        HttpResponse {
+            status,
+            content_type,
+            body,
+        },
+        challenge,
+    ))
 }
 
 impl TestLedger {

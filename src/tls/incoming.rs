@@ -1,0 +1,193 @@
+//! Accepting TLS connections for the servers. Each handshake runs on its own task, bounded
+//! in time ([`HANDSHAKE_TIMEOUT`]) and number ([`MAX_PENDING_HANDSHAKES`]; then new
+//! connections wait in the kernel's backlog), so a client that connects and stalls delays
+//! nobody. A client that speaks plaintext to the TLS port (an `http://` address) is told so
+//! in its own protocol — a gRPC `UNAVAILABLE` status, or an HTTP `400` — rather than having
+//! its connection dropped with a "broken pipe".
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::HANDSHAKE_TIMEOUT;
+
+/// Handshakes in progress at most, per server.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// What the server speaks inside TLS, to answer a plaintext client in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    Http1,
+}
+
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+const GRPC_REFUSAL: &str =
+    "this ledger serves gRPC over TLS only: use an https:// address (grpcurl: leave out -plaintext)";
+const HTTP_REFUSAL: &str = "This server speaks HTTPS only: use an https:// address.\n";
+
+/// Connections whose TLS handshake completed, in the order they completed. Dropping it
+/// stops accepting (and closes the listening socket).
+pub struct TlsIncoming {
+    connections: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl TlsIncoming {
+    /// Starts accepting on `listener` (on a task of its own).
+    pub fn spawn(listener: TcpListener, acceptor: TlsAcceptor, protocol: Protocol) -> TlsIncoming {
+        let local_addr = listener.local_addr().ok();
+        let (sender, connections) = mpsc::channel(64);
+        tokio::spawn(accept_loop(listener, acceptor, protocol, sender));
+        TlsIncoming {
+            connections,
+            local_addr,
+        }
+    }
+
+    /// The next connection; `None` never happens while this is alive.
+    pub async fn next(&mut self) -> Option<(TlsStream<TcpStream>, SocketAddr)> {
+        self.connections.recv().await
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.local_addr
+            .ok_or_else(|| std::io::Error::other("the listener has no local address"))
+    }
+}
+
+/// For tonic's `serve_with_incoming`.
+impl tokio_stream::Stream for TlsIncoming {
+    type Item = std::io::Result<TlsStream<TcpStream>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.connections
+            .poll_recv(cx)
+            .map(|next| next.map(|(stream, _)| Ok(stream)))
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    protocol: Protocol,
+    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let permit = tokio::select! {
+            () = sender.closed() => return,
+            permit = pending.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = sender.closed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_error(error).await;
+                    continue;
+                }
+            },
+        };
+        // Small TLS records would otherwise wait for the client's delayed ACK (~40 ms).
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = handshake(stream, peer, &acceptor, protocol);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Some(tls)) => {
+                    let _ = sender.send((tls, peer)).await;
+                }
+                Ok(None) => {}
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: &TlsAcceptor,
+    protocol: Protocol,
+) -> Option<TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) => {}
+        _ => return None,
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        tracing::debug!(%peer, "a plaintext client on the TLS port; telling it to use TLS");
+        match protocol {
+            Protocol::Grpc => refuse_grpc(stream).await,
+            Protocol::Http1 => refuse_http(stream).await,
+        }
+        return None;
+    }
+    match acceptor.accept(stream).await {
+        Ok(tls) => Some(tls),
+        Err(error) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Answers every request of a plaintext HTTP/2 connection with UNAVAILABLE and the reason
+/// (bounded by the handshake timeout of the caller).
+async fn refuse_grpc(stream: TcpStream) {
+    let service = hyper::service::service_fn(|_request| async {
+        Ok::<_, Infallible>(
+            tonic::Status::unavailable(GRPC_REFUSAL).into_http::<tonic::body::Body>(),
+        )
+    });
+    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
+/// Reads the request head (up to 8 KiB) and answers `400` with the reason, as Go's and
+/// nginx's HTTPS servers do.
+async fn refuse_http(mut stream: TcpStream) {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+            _ => break,
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{HTTP_REFUSAL}",
+        HTTP_REFUSAL.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A failed `accept`: a connection that went away before we took it is nothing; anything
+/// else (out of file descriptors, say) is logged and retried after a pause, as axum does.
+async fn accept_error(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
