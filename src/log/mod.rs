@@ -11,6 +11,7 @@ mod recovery;
 pub mod registry;
 mod shared;
 pub mod store;
+mod witness;
 mod writer;
 
 use std::ops::Range;
@@ -113,7 +114,7 @@ impl Ledger {
     /// its writer. Blocking: reads and hashes the whole log. Must run inside a Tokio runtime
     /// (it starts the checkpoint ticker).
     pub fn open(config: LedgerConfig) -> Result<Arc<Ledger>, OpenError> {
-        let opened = recovery::open(&config)?;
+        let recovery::OpenedDir { opened, witness } = recovery::open(&config)?;
         let signer = NoteSigner::new(&opened.registry.genesis().origin, config.ledger_key.clone())
             .map_err(|e| OpenError::Genesis(format!("the origin cannot sign checkpoints: {e}")))?;
         let verifier = signer.verifier();
@@ -130,6 +131,12 @@ impl Ledger {
             last_seqs: opened.last_seqs,
             appender: opened.appender,
             signer,
+            ledger_key: config.ledger_key.clone(),
+            witness,
+            witnessed: witness::Witnessed {
+                tree_size: opened.checkpoint.tree_size,
+                root: opened.checkpoint_root,
+            },
             clock: config.clock.clone(),
             last_received_at: opened.last_received_at,
             checkpointed_size: opened.checkpoint.tree_size,
@@ -137,6 +144,8 @@ impl Ledger {
             last_checkpoint_at: Instant::now() - config.checkpoint_interval,
             checkpoint_interval: config.checkpoint_interval,
             failure: None,
+            disk_full: None,
+            disk_full_backoff: writer::DISK_FULL_FIRST_RETRY,
             metrics: metrics.clone(),
         };
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH);
@@ -201,7 +210,7 @@ impl Ledger {
         };
         let (reply, answer) = oneshot::channel();
         self.send(WriteOp::Observations { events, reply }).await?;
-        let outcomes = answer.await.map_err(|_| stopped())??;
+        let outcomes = answer.await.map_err(|_| self.stopped())??;
         self.metrics.record_submit(&outcomes, started.elapsed());
         Ok(outcomes)
     }
@@ -234,7 +243,7 @@ impl Ledger {
             reply,
         })
         .await?;
-        match answer.await.map_err(|_| stopped())?? {
+        match answer.await.map_err(|_| self.stopped())?? {
             CommandOutcome::Refused(refusal) => Err(ApplyError::Refused(refusal)),
             outcome => Ok(outcome),
         }
@@ -246,8 +255,8 @@ impl Ledger {
             .lock()
             .expect("inbox lock")
             .clone()
-            .ok_or_else(stopped)?;
-        sender.send(op).await.map_err(|_| stopped())
+            .ok_or_else(|| self.stopped())?;
+        sender.send(op).await.map_err(|_| self.stopped())
     }
 
     /// Stops accepting writes, lets the writer finish every queued batch (each flushed and
@@ -374,8 +383,15 @@ fn storage(error: StoreError) -> ReadError {
     ReadError::Storage(error.to_string())
 }
 
-fn stopped() -> WriteError {
-    WriteError::Unavailable("the ledger is shutting down".into())
+impl Ledger {
+    /// Why the writer took no more work: it stopped writes for a reason, or shutdown.
+    fn stopped(&self) -> WriteError {
+        WriteError::Unavailable(
+            self.shared
+                .failure()
+                .unwrap_or_else(|| "the ledger is shutting down".into()),
+        )
+    }
 }
 
 /// Ingest rules 1–3 for a batch: decode and validate, look up probe and service, verify
