@@ -98,15 +98,21 @@ pub(super) fn open(config: &LedgerConfig) -> Result<OpenedDir, OpenError> {
         witnessed.map(|(witnessed, _)| witnessed),
     )?;
     check_genesis_params(opened.registry.genesis(), config)?;
-    let mut witness = Witness::open(data_dir, witnessed.map_or(0, |(_, generation)| generation))
-        .map_err(OpenError::Storage)?;
     let verified = Witnessed {
         tree_size: opened.checkpoint.tree_size,
         root: opened.checkpoint_root,
     };
-    if witnessed.map(|(w, _)| w) != Some(verified) {
-        witness.record(verified).map_err(OpenError::Storage)?;
-    }
+    let witness = match witnessed {
+        // A log from before the witness existed, or one whose first start was cut short.
+        None => Witness::create(data_dir, verified).map_err(OpenError::Storage)?,
+        Some((recorded, generation)) => {
+            let mut witness = Witness::open(data_dir, generation).map_err(OpenError::Storage)?;
+            if recorded != verified {
+                witness.record(verified).map_err(OpenError::Storage)?;
+            }
+            witness
+        }
+    };
     Ok(OpenedDir { opened, witness })
 }
 

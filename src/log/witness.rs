@@ -65,28 +65,34 @@ impl Witness {
         }
     }
 
-    /// Opens (creating) the witness file for writing; `generation` is the one last read.
+    /// Opens the existing witness file for writing; `generation` is the one last read.
     pub fn open(data_dir: &Path, generation: u64) -> Result<Witness, String> {
         let path = data_dir.join(FILE_NAME);
-        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        if !existed {
-            file.set_len(2 * SLOT as u64)
-                .and_then(|()| file.sync_all())
-                .and_then(|()| File::open(data_dir)?.sync_all())
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        }
         Ok(Witness {
             path,
             file,
             generation,
         })
+    }
+
+    /// Creates the witness file holding `witnessed`, atomically (a temporary file, synced,
+    /// renamed into place, the directory synced): a crash leaves either no file or a valid one.
+    pub fn create(data_dir: &Path, witnessed: Witnessed) -> Result<Witness, String> {
+        let path = data_dir.join(FILE_NAME);
+        let temp = data_dir.join(format!("{FILE_NAME}.tmp"));
+        let mut contents = vec![0u8; 2 * SLOT];
+        contents[SLOT..].copy_from_slice(&encode_slot(witnessed, 1));
+        std::fs::write(&temp, &contents)
+            .and_then(|()| File::open(&temp)?.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .and_then(|()| File::open(data_dir)?.sync_all())
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Witness::open(data_dir, 1)
     }
 
     /// Makes `witnessed` durable (in the slot not holding the latest record).
@@ -136,8 +142,15 @@ mod tests {
     fn the_latest_valid_slot_wins_and_a_torn_slot_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Witness::read(dir.path()).unwrap(), None);
-        let mut witness = Witness::open(dir.path(), 0).unwrap();
-        for size in 1..=5u64 {
+        let mut witness = Witness::create(
+            dir.path(),
+            Witnessed {
+                tree_size: 1,
+                root: [1; 32],
+            },
+        )
+        .unwrap();
+        for size in 2..=5u64 {
             witness
                 .record(Witnessed {
                     tree_size: size,
