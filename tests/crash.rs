@@ -157,9 +157,7 @@ async fn crash_cycles(seed: u64, cycles: usize, offset: usize) {
                 .get_availability(pb::GetAvailabilityRequest {
                     service_id: common::durability::SERVICE.into(),
                     window: Some(pb::Window {
-                        window: Some(pb::window::Window::Named(
-                            pb::NamedWindow::Last24h as i32,
-                        )),
+                        window: Some(pb::window::Window::Named(pb::NamedWindow::Last24h as i32)),
                     }),
                     tree_size: 0,
                 })

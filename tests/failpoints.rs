@@ -20,8 +20,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use common::durability::{
-    check_restarted, copy_dir, provision, serve_command, submit_recorded, temp_data, Probe,
-    Record, Refused, Running, SharedRecord,
+    check_restarted, copy_dir, provision, serve_command, submit_recorded, temp_data, Probe, Record,
+    Refused, Running, SharedRecord,
 };
 use uptime_ledger::domain::Status;
 use uptime_ledger::pb;
@@ -74,7 +74,10 @@ fn case(point: &str, action: &str, expect: Expect) {
     if expect == Expect::Exits {
         let mut process = common::process::Process::spawn(command);
         let (exit, stderr) = process.wait();
-        assert!(!exit.success(), "{context}: the start should fail: {stderr}");
+        assert!(
+            !exit.success(),
+            "{context}: the start should fail: {stderr}"
+        );
         assert!(stderr.contains(point), "{context}: {stderr}");
     } else {
         let running = Running::start(command);
@@ -140,7 +143,11 @@ async fn drive(
     match expect {
         Expect::WritesStop => {
             let status = refusal.unwrap_or_else(|| panic!("{context}: no write was refused"));
-            assert_eq!(status.code(), tonic::Code::Unavailable, "{context}: {status:?}");
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "{context}: {status:?}"
+            );
             let reason = status.message().to_owned();
             eprintln!("{context}: writes refused: {reason}");
             assert!(
@@ -159,8 +166,10 @@ async fn drive(
                 panic!("{context}: a write was accepted after writes stopped");
             };
             assert_eq!(again.code(), tonic::Code::Unavailable);
-            assert!(again.message().contains(&reason) || reason.contains(again.message()),
-                "{context}: {again:?} vs {reason}");
+            assert!(
+                again.message().contains(&reason) || reason.contains(again.message()),
+                "{context}: {again:?} vs {reason}"
+            );
             check_reads_work(running, context).await;
             let ready = common::http_get(&running.http_address, "/readyz").await;
             assert_eq!(ready.status, 503, "{context}: /readyz: {}", ready.body);
@@ -242,7 +251,11 @@ fn checkpoint_signing() {
         &armed("2*return"),
         Expect::CarriesOn,
     );
-    case("writer::checkpoint-sign", &armed("panic"), Expect::WritesStop);
+    case(
+        "writer::checkpoint-sign",
+        &armed("panic"),
+        Expect::WritesStop,
+    );
 }
 
 #[test]

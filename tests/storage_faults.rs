@@ -246,12 +246,18 @@ fn disk_full_on_an_ext4_image_refuses_then_resumes_once_space_is_freed() {
     let record: SharedRecord = Arc::new(Mutex::new(Record::default()));
     let running = Running::start(serve_command(&data));
     let filler = mount.mount.join("filler");
-    disk_full_flow(&running, &mut probes[0], &record, "ext4 full", |phase| match phase {
-        Phase::Fill => {
-            fill(&mount.mount);
-        }
-        Phase::Free => std::fs::remove_file(&filler).unwrap(),
-    });
+    disk_full_flow(
+        &running,
+        &mut probes[0],
+        &record,
+        "ext4 full",
+        |phase| match phase {
+            Phase::Fill => {
+                fill(&mount.mount);
+            }
+            Phase::Free => std::fs::remove_file(&filler).unwrap(),
+        },
+    );
     let stderr = running.kill();
     assert!(!stderr.contains("panicked"), "{stderr}");
     restart_and_check(&data, &record, &mut probes[0], "after a full disk");
@@ -282,18 +288,24 @@ fn file_size_limit_refuses_then_resumes_once_lifted() {
     }
     let running = Running::start(command);
     let pid = running.process.id() as libc::pid_t;
-    disk_full_flow(&running, &mut probes[0], &record, "file size limit", |phase| {
-        if phase == Phase::Free {
-            let unlimited = libc::rlimit {
-                rlim_cur: libc::RLIM_INFINITY,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            let lifted = unsafe {
-                libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut())
-            };
-            assert_eq!(lifted, 0, "prlimit: {}", std::io::Error::last_os_error());
-        }
-    });
+    disk_full_flow(
+        &running,
+        &mut probes[0],
+        &record,
+        "file size limit",
+        |phase| {
+            if phase == Phase::Free {
+                let unlimited = libc::rlimit {
+                    rlim_cur: libc::RLIM_INFINITY,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                let lifted = unsafe {
+                    libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut())
+                };
+                assert_eq!(lifted, 0, "prlimit: {}", std::io::Error::last_os_error());
+            }
+        },
+    );
     let stderr = running.kill();
     assert!(!stderr.contains("panicked"), "{stderr}");
     restart_and_check(&data, &record, &mut probes[0], "after a file size limit");
@@ -354,7 +366,10 @@ fn disk_full_flow(
             tonic::Code::ResourceExhausted,
             "{context}: {status:?}"
         );
-        assert!(status.message().contains("disk is full"), "{context}: {status:?}");
+        assert!(
+            status.message().contains("disk is full"),
+            "{context}: {status:?}"
+        );
         eprintln!("{context}: refused with {:?}", status.message());
         // Still full: refused again, and reads keep working.
         let again = submit_recorded(&mut ingest, record, &in_doubt)
@@ -427,7 +442,10 @@ fn refused_start(data: &Path) -> String {
     loop {
         if let Some(status) = process.try_wait() {
             let (_, stderr) = process.wait();
-            assert!(!status.success(), "serve started on a damaged directory:\n{stderr}");
+            assert!(
+                !status.success(),
+                "serve started on a damaged directory:\n{stderr}"
+            );
             assert!(!stderr.contains("gRPC:"), "it served:\n{stderr}");
             assert!(!stderr.contains("panicked"), "it panicked:\n{stderr}");
             return stderr;
@@ -516,7 +534,10 @@ fn a_flipped_byte_anywhere_in_the_log_file_never_serves_a_changed_log() {
             process.wait().1
         };
         assert!(!stderr.contains("panicked"), "flip at {at}:\n{stderr}");
-        eprintln!("flip at {at}: {}", if served { "served intact" } else { "refused" });
+        eprintln!(
+            "flip at {at}: {}",
+            if served { "served intact" } else { "refused" }
+        );
     }
 }
 

@@ -131,7 +131,12 @@ fn create_log(data_dir: &Path, log_dir: &Path, config: &LedgerConfig) -> Result<
     }
     std::fs::rename(&staging, log_dir)
         .and_then(|()| std::fs::File::open(data_dir)?.sync_all())
-        .map_err(|e| io(&format!("cannot move the new log to {}", log_dir.display()), e))?;
+        .map_err(|e| {
+            io(
+                &format!("cannot move the new log to {}", log_dir.display()),
+                e,
+            )
+        })?;
     Ok(())
 }
 

@@ -22,8 +22,7 @@ use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
 use uptime_ledger::client;
 use uptime_ledger::clock::{Clock, SystemClock};
 use uptime_ledger::domain::{
-    AdminCommand, Command as AdminOp, Observation, ProbeId, Quorum, ServiceId, ServiceSpec,
-    Status,
+    AdminCommand, Command as AdminOp, Observation, ProbeId, Quorum, ServiceId, ServiceSpec, Status,
 };
 use uptime_ledger::entry::{self, Payload};
 use uptime_ledger::merkle;
@@ -358,10 +357,9 @@ pub async fn check_restarted(
 
     // Every acknowledged event, at its index, byte for byte.
     for (index, observation) in &acked {
-        let stored = verified
-            .entries
-            .get(*index as usize)
-            .unwrap_or_else(|| panic!("{context}: acknowledged entry {index} is missing (log of {size})"));
+        let stored = verified.entries.get(*index as usize).unwrap_or_else(|| {
+            panic!("{context}: acknowledged entry {index} is missing (log of {size})")
+        });
         let (body, signature) = stored_observation(stored);
         assert!(
             body == observation.body && signature == observation.signature,
@@ -397,10 +395,9 @@ pub async fn check_restarted(
             .into_iter()
             .map(|hash| hash.try_into().unwrap())
             .collect();
-        merkle::verify_consistency(*seen_size, size, &old.root_hash, &root, &proof)
-            .unwrap_or_else(|e| {
-                panic!("{context}: checkpoint {seen_size} is not consistent with {size}: {e}")
-            });
+        merkle::verify_consistency(*seen_size, size, &old.root_hash, &root, &proof).unwrap_or_else(
+            |e| panic!("{context}: checkpoint {seen_size} is not consistent with {size}: {e}"),
+        );
     }
     {
         let mut record = record.lock().unwrap();
@@ -448,9 +445,7 @@ pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
     let mut log = LogServiceClient::new(channel.clone());
     let window = || {
         Some(pb::Window {
-            window: Some(pb::window::Window::Named(
-                pb::NamedWindow::Last24h as i32,
-            )),
+            window: Some(pb::window::Window::Named(pb::NamedWindow::Last24h as i32)),
         })
     };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -498,14 +493,21 @@ pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
         window: window(),
         tree_size: tree,
     };
-    let latest = query.list_incidents(incidents(0)).await.unwrap().into_inner();
+    let latest = query
+        .list_incidents(incidents(0))
+        .await
+        .unwrap()
+        .into_inner();
     if latest.prefix.as_ref().unwrap().tree_size == tree_size {
         let replayed = query
             .list_incidents(incidents(tree_size))
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(latest, replayed, "{context}: incidents differ from a replay");
+        assert_eq!(
+            latest, replayed,
+            "{context}: incidents differ from a replay"
+        );
     }
 }
 
@@ -529,7 +531,7 @@ pub fn seed(variable: &str) -> u64 {
     let seed = std::env::var(variable)
         .ok()
         .map(|s| s.parse().expect("the seed is a number"))
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     eprintln!("seed: {seed} (rerun with {variable}={seed})");
     seed
 }
