@@ -533,7 +533,14 @@ fn a_flipped_byte_anywhere_in_the_log_file_never_serves_a_changed_log() {
         } else {
             process.wait().1
         };
-        assert!(!stderr.contains("panicked"), "flip at {at}:\n{stderr}");
+        if !served {
+            // Refused with a message naming the damage (sled's own recovery may have
+            // panicked first; that is caught and reported as a damaged directory).
+            assert!(
+                stderr.contains("failed verification"),
+                "flip at {at}:\n{stderr}"
+            );
+        }
         eprintln!(
             "flip at {at}: {}",
             if served { "served intact" } else { "refused" }

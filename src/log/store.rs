@@ -212,21 +212,36 @@ impl SledStore {
 }
 
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(|e| match sled_error(e) {
-            StoreError::Corrupt(detail) => StoreError::Corrupt(format!(
-                "sled cannot read its database in {}: {detail}",
-                path.display()
-            )),
-            StoreError::DiskFull(detail) => StoreError::DiskFull(detail),
-            StoreError::Failed(detail) => StoreError::Failed(format!(
-                "cannot open the sled database in {}: {detail}",
-                path.display()
-            )),
-        })
+    // sled's recovery asserts on some damaged files instead of returning an error: a panic
+    // there is a damaged data directory, reported as such.
+    let opened = std::panic::catch_unwind(|| {
+        sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+    })
+    .map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        StoreError::Corrupt(format!(
+            "sled failed while recovering its database in {} ({message})",
+            path.display()
+        ))
+    })?;
+    opened.map_err(|e| match sled_error(e) {
+        StoreError::Corrupt(detail) => StoreError::Corrupt(format!(
+            "sled cannot read its database in {}: {detail}",
+            path.display()
+        )),
+        StoreError::DiskFull(detail) => StoreError::DiskFull(detail),
+        StoreError::Failed(detail) => StoreError::Failed(format!(
+            "cannot open the sled database in {}: {detail}",
+            path.display()
+        )),
+    })
 }
 
 /// sled's own flush (its log written and `sync_file_range`d).
