@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod durability;
 pub mod process;
 pub mod seed;
 pub mod tls;
