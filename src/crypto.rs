@@ -184,20 +184,43 @@ pub fn public_key_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Writes a new file atomically: a temporary file is written and synced, then linked to
+/// `path` (which fails if `path` exists) and the directory synced, so a crash never leaves
+/// an empty or half-written key file behind.
 fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyFileError> {
     use std::os::unix::fs::OpenOptionsExt;
     let write_error = |source| KeyFileError::Write {
         path: path.to_owned(),
         source,
     };
-    let mut file = fs::OpenOptions::new()
+    if path.exists() {
+        return Err(KeyFileError::Exists {
+            path: path.to_owned(),
+        });
+    }
+    let mut temp_name = path.as_os_str().to_owned();
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = PathBuf::from(temp_name);
+    let _ = fs::remove_file(&temp);
+    let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)
-        .map_err(write_error)?;
-    file.write_all(contents).map_err(write_error)?;
-    file.sync_all().map_err(write_error)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::hard_link(&temp, path));
+    let _ = fs::remove_file(&temp);
+    written.map_err(write_error)?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(write_error)
 }
 
 #[cfg(test)]

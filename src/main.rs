@@ -6,6 +6,9 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Test builds only: fail points named in FAILPOINTS (see Cargo.toml's `failpoints`).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let args = cli::Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -14,6 +15,7 @@ use common::tls::TestPki;
 use common::{accepted, http_get_with, key, observation, TestLedger, TestSecurity, T0};
 use uptime_ledger::client::{self, ConnectOptions, LedgerChannel};
 use uptime_ledger::domain::Status;
+use uptime_ledger::limits::Limits;
 use uptime_ledger::pb;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
@@ -225,6 +227,150 @@ async fn a_stalled_tls_handshake_does_not_hold_up_other_clients() {
         .unwrap();
     assert_eq!(health.status, 200);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A TLS session to `address` (host:port of a test server) trusting only the test CA.
+async fn tls_connect(
+    pki: &TestPki,
+    address: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone().into()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+fn host_port(url: &str) -> String {
+    format!("127.0.0.1:{}", url.rsplit(':').next().unwrap())
+}
+
+#[tokio::test]
+async fn connection_caps_and_the_header_timeout_hold_over_tls() {
+    let pki = TestPki::new("test CA");
+    // No client has connected yet (a closing connection would hold a slot for a moment).
+    let ledger = TestLedger::start_secured_with(
+        TestSecurity {
+            tls: Some(pki.server_tls(false)),
+            client_tls: pki.client_tls(),
+            read_token: None,
+        },
+        Limits {
+            grpc_max_connections: 2,
+            http_max_connections: 2,
+            http_header_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let checkpoint = |channel: tonic::transport::Channel| async move {
+        LogServiceClient::new(channel)
+            .get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
+            .await
+            .map(|response| response.into_inner().tree_size)
+    };
+
+    for server in ["gRPC", "HTTPS"] {
+        let url = if server == "gRPC" {
+            &ledger.address
+        } else {
+            &ledger.http_address
+        };
+        // Two connections that never start their handshake fill the cap.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(
+                tokio::net::TcpStream::connect(host_port(url))
+                    .await
+                    .unwrap(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A third client is closed at once: it fails fast instead of hanging.
+        let started = std::time::Instant::now();
+        let refused = if server == "gRPC" {
+            match client::connect_tls(&ledger.address, &pki.client_tls()).await {
+                Ok(channel) => checkpoint(channel).await.is_err(),
+                Err(_) => true,
+            }
+        } else {
+            http_get_with(url, "/healthz", Some(&pki.ca_file), None)
+                .await
+                .is_err()
+        };
+        assert!(
+            refused,
+            "{server}: a connection over the cap must be refused"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{server}: refused at once ({:?})",
+            started.elapsed()
+        );
+        // Freed slots are reused.
+        drop(held);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let served = if server == "gRPC" {
+                match client::connect_tls(&ledger.address, &pki.client_tls()).await {
+                    Ok(channel) => checkpoint(channel).await.is_ok(),
+                    Err(_) => false,
+                }
+            } else {
+                http_get_with(url, "/healthz", Some(&pki.ca_file), None)
+                    .await
+                    .is_ok_and(|(response, _)| response.status == 200)
+            };
+            if served {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{server}: a freed slot was never reused"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // HTTPS: a kept-alive client that sends no next request head is closed after the
+    // header timeout (1 s), as over plaintext.
+    let mut idle = tls_connect(&pki, &host_port(&ledger.http_address))
+        .await
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        let mut buffer = [0u8; 1024];
+        while let Ok(n) = idle.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server must close an idle HTTPS client");
+    assert!(
+        String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]

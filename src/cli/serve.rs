@@ -304,7 +304,9 @@ fn admin_keys(args: &ServeArgs, keys_dir: &Path) -> anyhow::Result<Option<Vec<Ad
     }
     let admin_path = keys_dir.join("admin.pem");
     let public_key = if admin_path.exists() {
-        crypto::read_verifying_key(&crypto::public_key_path(&admin_path))?
+        // From the private key, written first: a start killed between the two files
+        // must not leave a directory that can never start.
+        crypto::read_signing_key(&admin_path)?.verifying_key()
     } else {
         let key = crypto::generate_key_files(&admin_path)?;
         eprintln!(

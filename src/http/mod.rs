@@ -26,10 +26,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::Listener;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::limits::{ConnectionLimit, Limits};
+use crate::limits::{ConnectionLimit, LimitedIo, Limits};
 use crate::log::Ledger;
 use crate::projector::{Projections, Published};
 use crate::query::{self, QueryError};
@@ -104,26 +105,80 @@ impl HttpState {
     }
 }
 
-/// [`serve_http_with`] under the default [`Limits`].
-pub async fn serve_http(
-    listener: TcpListener,
-    state: HttpState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_http_with(listener, state, Limits::default(), shutdown).await
-}
-
 /// Serves the HTTP routes (HTTP/1.1) on `listener` under `limits` until `shutdown`
 /// resolves, then stops accepting, closes idle connections and lets in-flight requests
-/// finish.
+/// finish. With `tls`, HTTPS only (HTTP/1.1 inside TLS), under the same limits.
 ///
 /// At most `http_max_connections` connections are open (more are accepted and closed at
-/// once); a request head must arrive within `http_header_timeout` of the connection opening
-/// or of the previous response (slow-loris clients and idle keep-alives are closed); a
-/// head is at most `max_header_bytes`; a handler gets `http_request_timeout`, then the
-/// answer is 503.
+/// once; a connection still in its TLS handshake counts); a request head must arrive within
+/// `http_header_timeout` of the connection opening or of the previous response (slow-loris
+/// clients and idle keep-alives are closed); a head is at most `max_header_bytes`; a
+/// handler gets `http_request_timeout`, then the answer is 503.
+pub async fn serve_maybe_tls(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: HttpState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let connections = ConnectionLimit::new(
+        "HTTP",
+        limits.http_max_connections,
+        limits.idle_timeout.max(limits.http_header_timeout),
+    );
+    match tls {
+        None => {
+            let plain = PlainListener {
+                listener,
+                connections,
+            };
+            serve_connections(plain, state, limits, shutdown).await
+        }
+        Some(acceptor) => {
+            let tls = tls::TlsListener::new(listener, connections, acceptor);
+            serve_connections(tls, state, limits, shutdown).await
+        }
+    }
+}
+
+/// [`serve_maybe_tls`] without TLS.
 pub async fn serve_http_with(
     listener: TcpListener,
+    state: HttpState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_maybe_tls(listener, None, state, limits, shutdown).await
+}
+
+/// Plaintext connections under the connection cap.
+struct PlainListener {
+    listener: TcpListener,
+    connections: ConnectionLimit,
+}
+
+impl Listener for PlainListener {
+    type Io = LimitedIo<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let io = self.connections.accept(&self.listener).await;
+            if let Ok(peer) = io.get_ref().peer_addr() {
+                return (io, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The accept loop of both: hyper's HTTP/1.1 with the header timeout and head size bound
+/// (which `axum::serve` does not expose) and graceful shutdown.
+async fn serve_connections<L: Listener>(
+    mut listener: L,
     state: HttpState,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -132,11 +187,6 @@ pub async fn serve_http_with(
     let app = router(state).layer(middleware::from_fn(move |request, next| {
         within(request_timeout, request, next)
     }));
-    let connections = ConnectionLimit::new(
-        "HTTP",
-        limits.http_max_connections,
-        limits.idle_timeout.max(limits.http_header_timeout),
-    );
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.http_header_timeout)
@@ -144,8 +194,8 @@ pub async fn serve_http_with(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let io = tokio::select! {
-            io = connections.accept(&listener) => io,
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
@@ -176,36 +226,6 @@ async fn within(limit: Duration, request: Request, next: Next) -> Response {
             ),
         )
             .into_response(),
-    }
-}
-
-/// [`serve_http`] over TLS: the same routes, HTTPS only (HTTP/1.1).
-pub async fn serve_https(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    state: HttpState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(tls::TlsListener::new(listener, acceptor), router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("HTTPS server: stopped accepting, finishing in-flight requests");
-        })
-        .await
-}
-
-/// [`serve_https`] with `tls`, else [`serve_http_with`] under `limits`. (HTTPS does not
-/// apply `limits` yet: its connections go through the TLS acceptor's own bounds.)
-pub async fn serve_maybe_tls(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    state: HttpState,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    match tls {
-        None => serve_http_with(listener, state, limits, shutdown).await,
-        Some(acceptor) => serve_https(listener, acceptor, state, shutdown).await,
     }
 }
 

@@ -1,31 +1,32 @@
-//! HTTPS for the HTTP server: an axum [`Listener`] over [`TlsIncoming`], which hands axum
-//! only connections whose TLS handshake completed (handshakes bounded in time and number,
-//! plaintext clients answered with a `400` that says to use `https://`).
+//! HTTPS for the HTTP server: a [`Listener`] over [`TlsIncoming`], which hands the server
+//! only connections whose TLS handshake completed (under the server's connection cap and
+//! idle deadline; handshakes bounded in time and number; plaintext clients answered with a
+//! `400` that says to use `https://`).
 
 use std::net::SocketAddr;
 
 use axum::serve::Listener;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::incoming::{Protocol, TlsIncoming};
+use crate::limits::ConnectionLimit;
+use crate::tls::incoming::{Protocol, TlsConnection, TlsIncoming};
 
 pub struct TlsListener {
     incoming: TlsIncoming,
 }
 
 impl TlsListener {
-    /// Starts accepting on `tcp` at once.
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> TlsListener {
+    /// Starts accepting on `tcp` under `limit` at once.
+    pub fn new(tcp: TcpListener, limit: ConnectionLimit, acceptor: TlsAcceptor) -> TlsListener {
         TlsListener {
-            incoming: TlsIncoming::spawn(tcp, acceptor, Protocol::Http1),
+            incoming: TlsIncoming::spawn(tcp, limit, acceptor, Protocol::Http1),
         }
     }
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsConnection;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

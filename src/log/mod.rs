@@ -11,6 +11,7 @@ mod recovery;
 pub mod registry;
 mod shared;
 pub mod store;
+mod witness;
 mod writer;
 
 use std::ops::Range;
@@ -129,13 +130,14 @@ impl VerifiedObservation {
 pub struct PendingOutcomes<'a> {
     answer: oneshot::Receiver<Result<Vec<Outcome>, WriteError>>,
     started: Instant,
-    metrics: &'a LedgerMetrics,
+    ledger: &'a Ledger,
 }
 
 impl PendingOutcomes<'_> {
     pub async fn outcomes(self) -> Result<Vec<Outcome>, WriteError> {
-        let outcomes = self.answer.await.map_err(|_| stopped())??;
-        self.metrics
+        let outcomes = self.answer.await.map_err(|_| self.ledger.stopped())??;
+        self.ledger
+            .metrics
             .record_submit(&outcomes, self.started.elapsed());
         Ok(outcomes)
     }
@@ -180,7 +182,7 @@ impl Ledger {
     /// its writer. Blocking: reads and hashes the whole log. Must run inside a Tokio runtime
     /// (it starts the checkpoint ticker).
     pub fn open(config: LedgerConfig) -> Result<Arc<Ledger>, OpenError> {
-        let opened = recovery::open(&config)?;
+        let recovery::OpenedDir { opened, witness } = recovery::open(&config)?;
         let signer = NoteSigner::new(&opened.registry.genesis().origin, config.ledger_key.clone())
             .map_err(|e| OpenError::Genesis(format!("the origin cannot sign checkpoints: {e}")))?;
         let verifier = signer.verifier();
@@ -197,6 +199,12 @@ impl Ledger {
             last_seqs: opened.last_seqs,
             appender: opened.appender,
             signer,
+            ledger_key: config.ledger_key.clone(),
+            witness,
+            witnessed: witness::Witnessed {
+                tree_size: opened.checkpoint.tree_size,
+                root: opened.checkpoint_root,
+            },
             clock: config.clock.clone(),
             last_received_at: opened.last_received_at,
             checkpointed_size: opened.checkpoint.tree_size,
@@ -204,6 +212,8 @@ impl Ledger {
             last_checkpoint_at: Instant::now() - config.checkpoint_interval,
             checkpoint_interval: config.checkpoint_interval,
             failure: None,
+            disk_full: None,
+            disk_full_backoff: writer::DISK_FULL_FIRST_RETRY,
             metrics: metrics.clone(),
         };
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH);
@@ -290,7 +300,7 @@ impl Ledger {
         Ok(PendingOutcomes {
             answer,
             started: batch.started,
-            metrics: &self.metrics,
+            ledger: self,
         })
     }
 
@@ -308,7 +318,7 @@ impl Ledger {
             reply,
         })
         .await?;
-        match answer.await.map_err(|_| stopped())?? {
+        match answer.await.map_err(|_| self.stopped())?? {
             CommandOutcome::Refused(refusal) => Err(ApplyError::Refused(refusal)),
             outcome => Ok(outcome),
         }
@@ -320,8 +330,8 @@ impl Ledger {
             .lock()
             .expect("inbox lock")
             .clone()
-            .ok_or_else(stopped)?;
-        sender.send(op).await.map_err(|_| stopped())
+            .ok_or_else(|| self.stopped())?;
+        sender.send(op).await.map_err(|_| self.stopped())
     }
 
     /// Stops accepting writes, lets the writer finish every queued batch (each flushed and
@@ -448,8 +458,15 @@ fn storage(error: StoreError) -> ReadError {
     ReadError::Storage(error.to_string())
 }
 
-fn stopped() -> WriteError {
-    WriteError::Unavailable("the ledger is shutting down".into())
+impl Ledger {
+    /// Why the writer took no more work: it stopped writes for a reason, or shutdown.
+    fn stopped(&self) -> WriteError {
+        WriteError::Unavailable(
+            self.shared
+                .failure()
+                .unwrap_or_else(|| "the ledger is shutting down".into()),
+        )
+    }
 }
 
 /// Ingest rules 1–3 for a batch: decode and validate, look up probe and service, verify

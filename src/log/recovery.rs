@@ -3,21 +3,30 @@
 //!
 //! Verification re-hashes every stored entry, checks that the entries hash to the root of
 //! the latest signed checkpoint (and that the checkpoint's signature verifies), and that
-//! the stored Merkle tiles agree with the entries. A data directory changed behind the
-//! ledger's back therefore refuses to start, with a message naming what differs.
+//! the stored Merkle tiles agree with the entries. It also checks the log against the
+//! checkpoint witness kept outside sled (`witness`), which catches a log that sled
+//! recovered shorter than it was (sled ends its log at the first damaged record). A data
+//! directory changed behind the ledger's back therefore refuses to start, with a message
+//! naming what differs.
+//!
+//! A new log is created in `DATA_DIR/log.creating` and renamed to `DATA_DIR/log` only once
+//! its genesis is durable, so a start killed half-way leaves nothing that looks like a log.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::registry::{CommandCheck, Registry};
 use super::shared::PublishedCheckpoint;
 use super::store::{AppendBatch, LogStore, SledStore, StoreError};
+use super::witness::{self, Witness, Witnessed};
 use super::{LedgerConfig, DEFAULT_ORIGIN};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteSigner};
 use crate::domain::{Genesis, Millis, ProbeId, ServiceId, DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW};
 use crate::entry::{self, Payload};
 use crate::merkle::{self, Hash, TileAppender, TileSubtreeSource};
 use crate::pb;
+use ed25519_dalek::SigningKey;
 
 /// Leaves hashed per Merkle append while verifying.
 const VERIFY_CHUNK: usize = 4096;
@@ -49,22 +58,86 @@ pub(super) struct Opened {
     pub appender: TileAppender,
     pub last_received_at: Millis,
     pub checkpoint: PublishedCheckpoint,
+    /// The root at `checkpoint.tree_size`, as recomputed from the entries.
+    pub checkpoint_root: Hash,
 }
 
-pub(super) fn open(config: &LedgerConfig) -> Result<Opened, OpenError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+/// A verified log and its checkpoint witness, ready for writing.
+pub(super) struct OpenedDir {
+    pub opened: Opened,
+    pub witness: Witness,
+}
+
+pub(super) fn open(config: &LedgerConfig) -> Result<OpenedDir, OpenError> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
         OpenError::Storage(format!(
             "cannot create data directory {}: {e}",
-            config.data_dir.display()
+            data_dir.display()
         ))
     })?;
-    let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&config.data_dir.join("log"))?);
-    if store.size() == 0 {
-        create_genesis(store.as_ref(), config)?;
+    let log_dir = data_dir.join("log");
+    if !log_dir.exists() {
+        create_log(data_dir, &log_dir, config)?;
     }
-    let opened = verify(store, config)?;
+    let witnessed = Witness::read(data_dir).map_err(|e| {
+        OpenError::Corrupt(format!(
+            "the checkpoint witness cannot be used: {e}; restore the data directory from a backup"
+        ))
+    })?;
+    let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&log_dir)?);
+    if store.size() == 0 {
+        return Err(OpenError::Corrupt(format!(
+            "{} holds no entries, not even the genesis; it is not a log this ledger wrote (remove it to create a new log)",
+            log_dir.display()
+        )));
+    }
+    let opened = verify(
+        store,
+        &config.ledger_key,
+        witnessed.map(|(witnessed, _)| witnessed),
+    )?;
     check_genesis_params(opened.registry.genesis(), config)?;
-    Ok(opened)
+    let verified = Witnessed {
+        tree_size: opened.checkpoint.tree_size,
+        root: opened.checkpoint_root,
+    };
+    let witness = match witnessed {
+        // A log from before the witness existed, or one whose first start was cut short.
+        None => Witness::create(data_dir, verified).map_err(OpenError::Storage)?,
+        Some((recorded, generation)) => {
+            let mut witness = Witness::open(data_dir, generation).map_err(OpenError::Storage)?;
+            if recorded != verified {
+                witness.record(verified).map_err(OpenError::Storage)?;
+            }
+            witness
+        }
+    };
+    Ok(OpenedDir { opened, witness })
+}
+
+/// Creates a new log with its genesis in a staging directory, then renames it into place.
+fn create_log(data_dir: &Path, log_dir: &Path, config: &LedgerConfig) -> Result<(), OpenError> {
+    let staging = data_dir.join("log.creating");
+    let io = |what: &str, e: std::io::Error| OpenError::Storage(format!("{what}: {e}"));
+    if staging.exists() {
+        // A start that died while creating the log: nothing in it was ever served.
+        std::fs::remove_dir_all(&staging)
+            .map_err(|e| io(&format!("cannot remove {}", staging.display()), e))?;
+    }
+    {
+        let store = SledStore::open(&staging)?;
+        create_genesis(&store, config)?;
+    }
+    std::fs::rename(&staging, log_dir)
+        .and_then(|()| std::fs::File::open(data_dir)?.sync_all())
+        .map_err(|e| {
+            io(
+                &format!("cannot move the new log to {}", log_dir.display()),
+                e,
+            )
+        })?;
+    Ok(())
 }
 
 fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), OpenError> {
@@ -126,7 +199,13 @@ fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), Ope
     Ok(())
 }
 
-fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, OpenError> {
+/// Verifies the whole stored log (see the module doc) and rebuilds the writer's state.
+/// `witnessed`: the checkpoint the witness file recorded, which the log must still hold.
+pub(super) fn verify(
+    store: Arc<dyn LogStore>,
+    ledger_key: &SigningKey,
+    witnessed: Option<Witnessed>,
+) -> Result<Opened, OpenError> {
     let size = store.size();
     let (checkpoint_size, note) = store
         .latest_checkpoint()?
@@ -136,6 +215,17 @@ fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, Ope
             "the latest signed checkpoint covers {checkpoint_size} entries but only {size} are stored: entries were lost"
         )));
     }
+    if let Some(witnessed) = witnessed {
+        if witnessed.tree_size > checkpoint_size {
+            return Err(OpenError::Corrupt(format!(
+                "the log was cut short: a checkpoint at tree size {} was signed and recorded in {} but the stored log holds {size} entries and its latest checkpoint is at {checkpoint_size}; sled ends its log at the first damaged record, so its files were damaged or truncated",
+                witnessed.tree_size,
+                witness::FILE_NAME
+            )));
+        }
+    }
+    let witness_size = witnessed.map_or(0, |w| w.tree_size);
+    let mut root_at_witness = None;
 
     let mut registry: Option<Registry> = None;
     let mut last_seqs: HashMap<ProbeId, u64> = HashMap::new();
@@ -194,12 +284,17 @@ fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, Ope
             },
         }
         pending_leaves.push(merkle::leaf_hash(&bytes));
-        if pending_leaves.len() == VERIFY_CHUNK || index + 1 == checkpoint_size {
+        let at_checkpoint = index + 1 == checkpoint_size;
+        let at_witness = index + 1 == witness_size;
+        if pending_leaves.len() == VERIFY_CHUNK || at_checkpoint || at_witness {
             appender.append(&pending_leaves);
             pending_leaves.clear();
         }
-        if index + 1 == checkpoint_size {
+        if at_checkpoint {
             root_at_checkpoint = Some(appender.root());
+        }
+        if at_witness {
+            root_at_witness = Some(appender.root());
         }
     }
     appender.append(&pending_leaves);
@@ -211,9 +306,9 @@ fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, Ope
     }
     let registry = registry.ok_or_else(|| OpenError::Corrupt("the log is empty".into()))?;
 
-    let signer = NoteSigner::new(&registry.genesis().origin, config.ledger_key.clone())
+    let signer = NoteSigner::new(&registry.genesis().origin, ledger_key.clone())
         .map_err(|e| OpenError::Genesis(e.to_string()))?;
-    if registry.genesis().ledger_public_key != config.ledger_key.verifying_key() {
+    if registry.genesis().ledger_public_key != ledger_key.verifying_key() {
         return Err(OpenError::Genesis(
             "the ledger key in the data directory is not the key named in this log's genesis"
                 .into(),
@@ -231,6 +326,17 @@ fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, Ope
             hex(&checkpoint.root_hash),
             hex(&recomputed)
         )));
+    }
+    if let Some(witnessed) = witnessed {
+        if root_at_witness != Some(witnessed.root) {
+            return Err(OpenError::Corrupt(format!(
+                "the stored entries do not match the checkpoint recorded in {}: at tree size {} its root is {} but the entries hash to {}; an entry was changed, removed or reordered",
+                witness::FILE_NAME,
+                witnessed.tree_size,
+                hex(&witnessed.root),
+                root_at_witness.map_or_else(|| "nothing".into(), |root| hex(&root))
+            )));
+        }
     }
     let tile_root = merkle::root(&TileSubtreeSource::new(store.as_ref()), size)
         .map_err(|e| OpenError::Corrupt(format!("the stored Merkle tiles cannot be read: {e}")))?;
@@ -254,6 +360,7 @@ fn verify(store: Arc<dyn LogStore>, config: &LedgerConfig) -> Result<Opened, Ope
             tree_size: checkpoint_size,
             note,
         },
+        checkpoint_root: recomputed,
     })
 }
 

@@ -11,12 +11,20 @@
 //! drive's cache. `flush` here follows it with our own `fdatasync` of sled's data file and
 //! of any blob files. A failed flush or fsync poisons the store: every later write is
 //! refused, because a retried fsync can report lost data as saved.
+//!
+//! A full disk is the one storage fault that is not fatal. sled 0.34.7 turns the first
+//! failed write of its log into a sticky "global error": that `Db` never writes again (and
+//! its in-memory tree may hold part of the refused batch). So `DiskFull` is reported for
+//! ENOSPC/EFBIG/EDQUOT from sled's write path, and the only way back is
+//! [`LogStore::reopen`]: close the database and open it again from what is on disk —
+//! exactly what a restart does — after which the writer re-verifies the log before
+//! writing. Reads keep working throughout (sled does not check its global error on reads).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::merkle::TileWrite;
 
@@ -37,7 +45,8 @@ pub struct AppendBatch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The disk is full: the batch was not written; writes may resume once space is freed.
+    /// The disk is full (or a file-size limit was hit): the batch was not made durable,
+    /// and nothing more can be written until [`LogStore::reopen`] succeeds.
     #[error("the disk is full: {0}")]
     DiskFull(String),
     /// A flush or fsync failed, or storage returned an I/O error: nothing more is written.
@@ -72,6 +81,11 @@ pub trait LogStore: Send + Sync + 'static {
     fn checkpoint(&self, tree_size: u64) -> Result<Option<String>, StoreError>;
     /// The checkpoint with the largest tree size, as (tree size, note).
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+    /// After `DiskFull`: closes the store and opens it again from what is on disk, dropping
+    /// whatever was applied but not made durable. The caller must re-verify the log (its
+    /// size may differ) and `flush` before publishing anything. Refused for a poisoned
+    /// store: a failed fsync is never retried.
+    fn reopen(&self) -> Result<(), StoreError>;
 }
 
 const ENTRY: u8 = b'e';
@@ -121,11 +135,16 @@ fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
 
 /// The sled-backed store: one data directory, one sled tree.
 pub struct SledStore {
-    db: sled::Db,
+    /// The open database; swapped by `reopen` (empty only after a reopen failed).
+    db: DbSlot,
     path: PathBuf,
     size: std::sync::atomic::AtomicU64,
     sync: Mutex<SyncState>,
 }
+
+/// Shared with entry iterators, which take the database afresh for each chunk, so that no
+/// long-lived handle keeps a closed database (and sled's file lock) alive across a reopen.
+type DbSlot = Arc<RwLock<Option<sled::Db>>>;
 
 /// What `flush` needs beyond sled: our own handle on sled's files, and whether a flush
 /// has ever failed.
@@ -135,33 +154,17 @@ struct SyncState {
     failure: Option<String>,
 }
 
+/// Entries read per step by [`LogStore::entries`].
+const ENTRY_CHUNK: u64 = 1024;
+
 impl SledStore {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                StoreError::Failed(format!(
-                    "cannot open the sled database in {}: {e}",
-                    path.display()
-                ))
-            })?;
-        let size = match db
-            .scan_prefix([ENTRY])
-            .next_back()
-            .transpose()
-            .map_err(sled_error)?
-        {
-            Some((key, _)) => be_u64(&key[1..])? + 1,
-            None => 0,
-        };
-        let data_file = File::open(path.join("db")).map_err(|e| {
-            StoreError::Failed(format!("cannot open sled's data file for fsync: {e}"))
-        })?;
-        let store = SledStore {
-            db,
+        let db = open_db(path)?;
+        let size = stored_size(&db)?;
+        let data_file = open_data_file(path)?;
+        Ok(SledStore {
+            db: Arc::new(RwLock::new(Some(db))),
             path: path.to_owned(),
             size: std::sync::atomic::AtomicU64::new(size),
             sync: Mutex::new(SyncState {
@@ -169,8 +172,11 @@ impl SledStore {
                 synced_blobs: HashSet::new(),
                 failure: None,
             }),
-        };
-        Ok(store)
+        })
+    }
+
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        current_db(&self.db)
     }
 
     fn check_not_failed(&self) -> Result<(), StoreError> {
@@ -181,6 +187,9 @@ impl SledStore {
     }
 
     fn sync_files(&self, state: &mut SyncState) -> std::io::Result<()> {
+        fail::fail_point!("store::fsync", |_| Err(std::io::Error::other(
+            "failpoint store::fsync"
+        )));
         state.data_file.sync_data()?;
         // Values larger than sled's inline threshold live in blob files that sled writes
         // without any sync; sync each new one, then the directory that names it.
@@ -202,19 +211,135 @@ impl SledStore {
     }
 }
 
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    // sled's recovery asserts on some damaged files instead of returning an error: a panic
+    // there is a damaged data directory, reported as such.
+    let opened = std::panic::catch_unwind(|| {
+        sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+    })
+    .map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        StoreError::Corrupt(format!(
+            "sled failed while recovering its database in {} ({message})",
+            path.display()
+        ))
+    })?;
+    opened.map_err(|e| match sled_error(e) {
+        StoreError::Corrupt(detail) => StoreError::Corrupt(format!(
+            "sled cannot read its database in {}: {detail}",
+            path.display()
+        )),
+        StoreError::DiskFull(detail) => StoreError::DiskFull(detail),
+        StoreError::Failed(detail) => StoreError::Failed(format!(
+            "cannot open the sled database in {}: {detail}",
+            path.display()
+        )),
+    })
+}
+
+/// sled's own flush (its log written and `sync_file_range`d).
+fn sled_flush(db: &sled::Db) -> Result<(), sled::Error> {
+    fail::fail_point!("store::flush", |_| Err(sled::Error::Io(
+        std::io::Error::other("failpoint store::flush")
+    )));
+    db.flush().map(|_| ())
+}
+
+fn open_data_file(path: &Path) -> Result<File, StoreError> {
+    File::open(path.join("db"))
+        .map_err(|e| StoreError::Failed(format!("cannot open sled's data file for fsync: {e}")))
+}
+
+/// The number of entries: one past the highest entry key.
+fn stored_size(db: &sled::Db) -> Result<u64, StoreError> {
+    match db
+        .scan_prefix([ENTRY])
+        .next_back()
+        .transpose()
+        .map_err(sled_error)?
+    {
+        Some((key, _)) => Ok(be_u64(&key[1..])? + 1),
+        None => Ok(0),
+    }
+}
+
+fn current_db(slot: &DbSlot) -> Result<sled::Db, StoreError> {
+    slot.read()
+        .expect("db slot lock")
+        .clone()
+        .ok_or_else(|| StoreError::Failed("the log store is closed: reopening it failed".into()))
+}
+
+/// sled's errors, typed. sled keeps its first failed write as a sticky error and hands out
+/// copies that keep only the `io::ErrorKind` (not the OS error number), so a full disk is
+/// recognised by kind.
 fn sled_error(e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) if io.raw_os_error() == Some(libc_enospc()) => {
-            StoreError::DiskFull(io.to_string())
-        }
+        sled::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull(io.to_string()),
         sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
         other => StoreError::Failed(other.to_string()),
     }
 }
 
-/// ENOSPC on Linux.
-const fn libc_enospc() -> i32 {
-    28
+/// ENOSPC, EFBIG (a file-size limit) or EDQUOT.
+fn is_disk_full(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        io.kind(),
+        ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded
+    )
+}
+
+/// Entries `[next, end)`, read a chunk at a time, each chunk from the database open then.
+struct ChunkedEntries {
+    slot: DbSlot,
+    next: u64,
+    end: u64,
+    buffer: VecDeque<(u64, Vec<u8>)>,
+    done: bool,
+}
+
+impl ChunkedEntries {
+    fn fill(&mut self) -> Result<(), StoreError> {
+        let db = current_db(&self.slot)?;
+        let until = self.end.min(self.next.saturating_add(ENTRY_CHUNK));
+        let mut expected = self.next;
+        for item in db.range(index_key(ENTRY, self.next)..index_key(ENTRY, until)) {
+            let (key, value) = item.map_err(sled_error)?;
+            let index = be_u64(&key[1..])?;
+            if index != expected {
+                return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
+            }
+            expected += 1;
+            self.buffer.push_back((index, value.to_vec()));
+        }
+        if expected != until {
+            return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
+        }
+        self.next = until;
+        Ok(())
+    }
+}
+
+impl Iterator for ChunkedEntries {
+    type Item = Result<(u64, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done && self.next < self.end {
+            if let Err(error) = self.fill() {
+                self.done = true;
+                return Some(Err(error));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
 }
 
 impl LogStore for SledStore {
@@ -224,6 +349,7 @@ impl LogStore for SledStore {
 
     fn append(&self, batch: AppendBatch) -> Result<(), StoreError> {
         self.check_not_failed()?;
+        let db = self.db()?;
         let size = self.size();
         if batch.first_index != size {
             return Err(StoreError::Corrupt(format!(
@@ -239,13 +365,16 @@ impl LogStore for SledStore {
         for tile in batch.tiles {
             writes.insert(&tile_key(tile.tile_level, tile.tile_index), tile.hashes);
         }
+        fail::fail_point!("store::dedupe-update", |_| Err(StoreError::Failed(
+            "failpoint store::dedupe-update".into()
+        )));
         for (probe_id, seq, index) in batch.accepted_seqs {
             writes.insert(seq_key(&probe_id, seq), &index.to_be_bytes());
         }
         if let Some((tree_size, note)) = batch.checkpoint {
             writes.insert(&index_key(CHECKPOINT, tree_size), note.as_bytes());
         }
-        self.db.apply_batch(writes).map_err(sled_error)?;
+        db.apply_batch(writes).map_err(sled_error)?;
         self.size
             .store(size + appended, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -256,14 +385,20 @@ impl LogStore for SledStore {
         if let Some(reason) = &state.failure {
             return Err(StoreError::Failed(reason.clone()));
         }
-        let result = self
-            .db
-            .flush()
-            .map_err(|e| format!("sled flush failed: {e}"))
-            .and_then(|_| {
-                self.sync_files(&mut state)
-                    .map_err(|e| format!("fdatasync failed: {e}"))
-            });
+        let db = self.db()?;
+        let result = match sled_flush(&db) {
+            // sled could not write its log because the disk is full. Nothing was synced (no
+            // fsync is being retried); the database must be reopened before writing again.
+            Err(sled::Error::Io(io)) if is_disk_full(&io) => {
+                return Err(StoreError::DiskFull(format!(
+                    "sled cannot write its log: {io}"
+                )))
+            }
+            Err(e) => Err(format!("sled flush failed: {e}")),
+            Ok(()) => self
+                .sync_files(&mut state)
+                .map_err(|e| format!("fdatasync failed: {e}")),
+        };
         if let Err(reason) = result {
             tracing::error!(%reason, "storage flush failed; the ledger stops accepting writes (a retried fsync can report lost data as saved)");
             state.failure = Some(reason.clone());
@@ -274,39 +409,32 @@ impl LogStore for SledStore {
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .db
+            .db()?
             .get(index_key(ENTRY, index))
             .map_err(sled_error)?
             .map(|v| v.to_vec()))
     }
 
     fn entries(&self, range: Range<u64>) -> EntryIter {
-        let mut expected = range.start;
-        let iter = self
-            .db
-            .range(index_key(ENTRY, range.start)..index_key(ENTRY, range.end))
-            .map(move |item| {
-                let (key, value) = item.map_err(sled_error)?;
-                let index = be_u64(&key[1..])?;
-                if index != expected {
-                    return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
-                }
-                expected += 1;
-                Ok((index, value.to_vec()))
-            });
-        Box::new(iter)
+        Box::new(ChunkedEntries {
+            slot: self.db.clone(),
+            next: range.start,
+            end: range.end,
+            buffer: VecDeque::new(),
+            done: false,
+        })
     }
 
     fn tile(&self, tile_level: u8, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .db
+            .db()?
             .get(tile_key(tile_level, tile_index))
             .map_err(sled_error)?
             .map(|v| v.to_vec()))
     }
 
     fn seq_index(&self, probe_id: &str, seq: u64) -> Result<Option<u64>, StoreError> {
-        self.db
+        self.db()?
             .get(seq_key(probe_id, seq))
             .map_err(sled_error)?
             .map(|v| be_u64(&v))
@@ -316,7 +444,7 @@ impl LogStore for SledStore {
     fn last_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError> {
         let prefix = seq_prefix(probe_id);
         match self
-            .db
+            .db()?
             .scan_prefix(&prefix)
             .next_back()
             .transpose()
@@ -328,7 +456,7 @@ impl LogStore for SledStore {
     }
 
     fn checkpoint(&self, tree_size: u64) -> Result<Option<String>, StoreError> {
-        self.db
+        self.db()?
             .get(index_key(CHECKPOINT, tree_size))
             .map_err(sled_error)?
             .map(|v| {
@@ -340,7 +468,7 @@ impl LogStore for SledStore {
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         match self
-            .db
+            .db()?
             .scan_prefix([CHECKPOINT])
             .next_back()
             .transpose()
@@ -353,5 +481,35 @@ impl LogStore for SledStore {
             ))),
             None => Ok(None),
         }
+    }
+
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut state = self.sync.lock().expect("sync state lock");
+        if let Some(reason) = &state.failure {
+            return Err(StoreError::Failed(reason.clone()));
+        }
+        // Readers wait on the slot while it is swapped. sled holds an exclusive lock on its
+        // file, so the old database must be gone before the new one opens.
+        let mut slot = self.db.write().expect("db slot lock");
+        drop(slot.take());
+        let mut attempts = 0;
+        let db = loop {
+            match open_db(&self.path) {
+                Ok(db) => break db,
+                // One of sled's threads may still hold the old handle for a moment.
+                Err(StoreError::Failed(_)) if attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let size = stored_size(&db)?;
+        state.data_file = open_data_file(&self.path)?;
+        state.synced_blobs.clear();
+        *slot = Some(db);
+        self.size.store(size, std::sync::atomic::Ordering::Release);
+        tracing::info!(size, "reopened the log store");
+        Ok(())
     }
 }

@@ -17,12 +17,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{CommandCheck, CommandRefusal, Registry};
 use super::shared::Shared;
 use super::store::{AppendBatch, LogStore, StoreError};
+use super::witness::{Witness, Witnessed};
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::clock::Clock;
 use crate::domain::{
@@ -105,25 +106,51 @@ pub struct Writer {
     pub(super) last_seqs: HashMap<ProbeId, u64>,
     pub(super) appender: TileAppender,
     pub(super) signer: NoteSigner,
+    /// To re-verify the log after the store was reopened (disk full).
+    pub(super) ledger_key: SigningKey,
+    /// Records each checkpoint outside sled before it is published.
+    pub(super) witness: Witness,
+    /// What the witness last recorded.
+    pub(super) witnessed: Witnessed,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) last_received_at: Millis,
     pub(super) checkpointed_size: u64,
     pub(super) last_checkpoint_at: Instant,
     pub(super) checkpoint_interval: Duration,
     pub(super) failure: Option<String>,
+    pub(super) disk_full: Option<DiskFull>,
+    /// The wait after the next full disk: doubles each time, reset by a durable write.
+    pub(super) disk_full_backoff: Duration,
     pub(super) metrics: Arc<LedgerMetrics>,
 }
 
-/// Results waiting for the flush before they may be sent.
-enum Reply {
-    Observations(
-        oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
-        Vec<Outcome>,
-    ),
-    Command(
-        oneshot::Sender<Result<CommandOutcome, WriteError>>,
-        CommandOutcome,
-    ),
+/// Writes are refused because the disk was full; the store is reopened (and the log
+/// re-verified) on the first write after `retry_at`.
+pub(super) struct DiskFull {
+    reason: String,
+    retry_at: Instant,
+}
+
+/// The first wait after a full disk before the store is reopened; it doubles up to the max.
+pub(super) const DISK_FULL_FIRST_RETRY: Duration = Duration::from_millis(500);
+const DISK_FULL_MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// One request's work, without its reply channel (which stays outside any panic).
+enum Work {
+    Observations(Vec<Result<VerifiedObservation, Rejection>>),
+    Command(Box<VerifiedCommand>),
+}
+
+/// Where a request's answer goes.
+enum ReplyTo {
+    Observations(oneshot::Sender<Result<Vec<Outcome>, WriteError>>),
+    Command(oneshot::Sender<Result<CommandOutcome, WriteError>>),
+}
+
+/// One request's answer, sent only once its entries are durable.
+enum Answer {
+    Observations(Vec<Outcome>),
+    Command(CommandOutcome),
 }
 
 /// What one commit changes in memory, kept aside until the batch is durable so that a
@@ -134,6 +161,14 @@ struct Staged {
     registry: Option<Registry>,
     seqs: HashMap<(ProbeId, u64), (u64, Vec<u8>)>,
     last_seqs: HashMap<ProbeId, u64>,
+}
+
+/// A fail point on the write path (compiled in only with the `failpoints` feature):
+/// `return` makes the step fail with an error naming the point, `panic` panics.
+fn failpoint(name: &str) -> Result<(), String> {
+    let _ = name;
+    fail::fail_point!(name, |_| Err(format!("failpoint {name}")));
+    Ok(())
 }
 
 impl Writer {
@@ -153,20 +188,96 @@ impl Writer {
             }
             self.commit(ops);
         }
+        // A clean stop leaves the whole log under a signed (and witnessed) checkpoint.
+        if self.failure.is_none() && self.store.size() > self.checkpointed_size {
+            self.last_checkpoint_at = Instant::now()
+                .checked_sub(self.checkpoint_interval)
+                .unwrap_or_else(Instant::now);
+            self.commit(Vec::new());
+        }
         tracing::debug!("log writer stopped");
     }
 
+    /// Commits one group and answers every request in it. A panic while committing stops
+    /// writes for good (like a failed flush), with a reason every caller gets: the
+    /// in-memory state may be half-updated, and only a restart re-verifies it.
     fn commit(&mut self, ops: Vec<WriteOp>) {
-        if let Some(reason) = &self.failure {
-            let error = WriteError::Unavailable(reason.clone());
-            for op in ops {
-                match op {
-                    WriteOp::Observations { reply, .. } => drop(reply.send(Err(error.clone()))),
-                    WriteOp::Command { reply, .. } => drop(reply.send(Err(error.clone()))),
-                    WriteOp::Tick => {}
+        let mut work = Vec::with_capacity(ops.len());
+        let mut replies = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                WriteOp::Observations { events, reply } => {
+                    work.push(Work::Observations(events));
+                    replies.push(ReplyTo::Observations(reply));
+                }
+                WriteOp::Command { command, reply } => {
+                    work.push(Work::Command(command));
+                    replies.push(ReplyTo::Command(reply));
+                }
+                WriteOp::Tick => {}
+            }
+        }
+        let result = match &self.failure {
+            Some(reason) => Err(WriteError::Unavailable(reason.clone())),
+            None => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.commit_work(work)
+                })) {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(self.stop_writes(format!(
+                            "the log writer panicked ({message}); restart the ledger, which re-verifies the log"
+                        )))
+                    }
                 }
             }
-            return;
+        };
+        match result {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    match (reply, answer) {
+                        (ReplyTo::Observations(tx), Answer::Observations(outcomes)) => {
+                            drop(tx.send(Ok(outcomes)))
+                        }
+                        (ReplyTo::Command(tx), Answer::Command(outcome)) => {
+                            drop(tx.send(Ok(outcome)))
+                        }
+                        _ => unreachable!("answers are made in the order of the work"),
+                    }
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    match reply {
+                        ReplyTo::Observations(tx) => drop(tx.send(Err(error.clone()))),
+                        ReplyTo::Command(tx) => drop(tx.send(Err(error.clone()))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops all writes for good and tells readers why; returns the error for callers.
+    fn stop_writes(&mut self, reason: String) -> WriteError {
+        tracing::error!(%reason, "the ledger stops accepting writes until restarted");
+        self.failure = Some(reason.clone());
+        self.shared.publish_failure(reason.clone());
+        WriteError::Unavailable(reason)
+    }
+
+    /// Judges the work in order, writes it as one durable batch, publishes the new size and
+    /// checkpoint, and returns one answer per request (in order).
+    fn commit_work(&mut self, work: Vec<Work>) -> Result<Vec<Answer>, WriteError> {
+        if self.disk_full.is_some() {
+            if work.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.recover_from_disk_full()?;
         }
         let received_at = self.clock.now_millis().max(self.last_received_at);
         let mut staged = Staged {
@@ -179,11 +290,11 @@ impl Writer {
             seqs: HashMap::new(),
             last_seqs: HashMap::new(),
         };
-        let mut replies = Vec::with_capacity(ops.len());
+        let mut answers = Vec::with_capacity(work.len());
         let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
-        for op in ops {
-            match op {
-                WriteOp::Observations { events, reply } => {
+        for item in work {
+            match item {
+                Work::Observations(events) => {
                     let outcomes: Vec<Outcome> = events
                         .into_iter()
                         .map(|event| match event {
@@ -200,33 +311,43 @@ impl Writer {
                             Outcome::Rejected(_) => rejected += 1,
                         }
                     }
-                    replies.push(Reply::Observations(reply, outcomes));
+                    answers.push(Answer::Observations(outcomes));
                 }
-                WriteOp::Command { command, reply } => {
+                Work::Command(command) => {
                     let outcome = self.judge_command(&mut staged, *command, received_at);
-                    replies.push(Reply::Command(reply, outcome));
+                    answers.push(Answer::Command(outcome));
                 }
-                WriteOp::Tick => {}
             }
         }
 
         let appended = staged.batch.entries.len();
+        let new_size = self.store.size() + appended as u64;
+        let checkpoint_due = new_size > self.checkpointed_size
+            && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
+        if appended == 0 && !checkpoint_due {
+            return Ok(answers);
+        }
+        failpoint("writer::before-append").map_err(|e| self.stop_writes(e))?;
         let mut appender = None;
         if appended > 0 {
+            failpoint("writer::merkle-update").map_err(|e| self.stop_writes(e))?;
             let mut next = self.appender.clone();
             staged.batch.tiles = next.append(&staged.leaf_hashes);
             appender = Some(next);
         }
-        let new_size = self.store.size() + appended as u64;
-        let checkpoint_due = new_size > self.checkpointed_size
-            && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
+        let mut checkpoint_root = None;
         if checkpoint_due {
             let root = appender.as_ref().unwrap_or(&self.appender).root();
-            let signed = self.signer.sign_checkpoint(&Checkpoint {
-                origin: self.registry.genesis().origin.clone(),
-                tree_size: new_size,
-                root_hash: root,
-                extensions: Vec::new(),
+            checkpoint_root = Some(root);
+            let signed = failpoint("writer::checkpoint-sign").and_then(|()| {
+                self.signer
+                    .sign_checkpoint(&Checkpoint {
+                        origin: self.registry.genesis().origin.clone(),
+                        tree_size: new_size,
+                        root_hash: root,
+                        extensions: Vec::new(),
+                    })
+                    .map_err(|e| e.to_string())
             });
             match signed {
                 Ok(note) => staged.batch.checkpoint = Some((new_size, note)),
@@ -238,14 +359,17 @@ impl Writer {
 
         if appended > 0 || staged.batch.checkpoint.is_some() {
             let checkpoint = staged.batch.checkpoint.clone();
-            if let Err(error) = self.write_durably(std::mem::take(&mut staged.batch)) {
-                for reply in replies {
-                    match reply {
-                        Reply::Observations(tx, _) => drop(tx.send(Err(error.clone()))),
-                        Reply::Command(tx, _) => drop(tx.send(Err(error.clone()))),
-                    }
-                }
-                return;
+            self.write_durably(std::mem::take(&mut staged.batch))?;
+            failpoint("writer::after-fsync").map_err(|e| self.stop_writes(e))?;
+            if let (Some((size, _)), Some(root)) = (&checkpoint, checkpoint_root) {
+                let witnessed = Witnessed {
+                    tree_size: *size,
+                    root,
+                };
+                self.witness
+                    .record(witnessed)
+                    .map_err(|e| self.stop_writes(format!("checkpoint witness: {e}")))?;
+                self.witnessed = witnessed;
             }
             // Durable: adopt the staged state, then publish it.
             if let Some(next) = appender {
@@ -276,35 +400,109 @@ impl Writer {
                 "batch committed"
             );
         }
-        for reply in replies {
-            match reply {
-                Reply::Observations(tx, outcomes) => drop(tx.send(Ok(outcomes))),
-                Reply::Command(tx, outcome) => drop(tx.send(Ok(outcome))),
-            }
-        }
+        Ok(answers)
     }
 
     fn write_durably(&mut self, batch: AppendBatch) -> Result<(), WriteError> {
         let result = self.store.append(batch).and_then(|()| {
+            failpoint("writer::after-append").map_err(StoreError::Failed)?;
             let started = Instant::now();
             let flushed = self.store.flush();
             self.metrics.record_fsync(started.elapsed());
             flushed
         });
         match result {
-            Ok(()) => Ok(()),
-            Err(StoreError::DiskFull(reason)) => {
-                tracing::warn!(%reason, "disk full: batch refused, nothing was written");
-                Err(WriteError::DiskFull(reason))
+            Ok(()) => {
+                self.disk_full_backoff = DISK_FULL_FIRST_RETRY;
+                Ok(())
             }
-            Err(other) => {
-                let reason = other.to_string();
-                tracing::error!(%reason, "storage failed: the ledger stops accepting writes until restarted");
-                self.failure = Some(reason.clone());
-                self.shared.publish_failure(reason.clone());
-                Err(WriteError::Unavailable(reason))
-            }
+            Err(StoreError::DiskFull(reason)) => Err(self.refuse_while_disk_full(reason)),
+            Err(other) => Err(self.stop_writes(other.to_string())),
         }
+    }
+
+    /// Refuses writes until the back-off has passed; then the store is reopened.
+    fn refuse_while_disk_full(&mut self, reason: String) -> WriteError {
+        let backoff = self.disk_full_backoff;
+        self.disk_full_backoff = (backoff * 2).min(DISK_FULL_MAX_RETRY);
+        tracing::warn!(%reason, retry_in = ?backoff, "disk full: the batch was not written; writes are refused until space is freed");
+        self.disk_full = Some(DiskFull {
+            reason: reason.clone(),
+            retry_at: Instant::now() + backoff,
+        });
+        WriteError::DiskFull(reason)
+    }
+
+    /// After a full disk: once the back-off has passed, reopens the store from what is on
+    /// disk (sled refuses every write after a failed one), re-verifies the whole log as a
+    /// start does, makes whatever it holds durable, and takes its state. Until then, or if
+    /// the disk is still full, the work is refused with `DiskFull`.
+    fn recover_from_disk_full(&mut self) -> Result<(), WriteError> {
+        let Some(full) = &self.disk_full else {
+            return Ok(());
+        };
+        if Instant::now() < full.retry_at {
+            return Err(WriteError::DiskFull(full.reason.clone()));
+        }
+        let refused = |writer: &mut Writer, error: StoreError| match error {
+            StoreError::DiskFull(reason) => writer.refuse_while_disk_full(reason),
+            other => writer.stop_writes(format!(
+                "reopening the log store after a full disk failed: {other}"
+            )),
+        };
+        if let Err(error) = self.store.reopen() {
+            return Err(refused(self, error));
+        }
+        let opened = match super::recovery::verify(
+            self.store.clone(),
+            &self.ledger_key,
+            Some(self.witnessed),
+        ) {
+            Ok(opened) => opened,
+            Err(error) => {
+                return Err(self.stop_writes(format!(
+                    "after a full disk, the reopened log failed verification: {error}"
+                )))
+            }
+        };
+        let durable = self.shared.durable_size();
+        if opened.appender.size() < durable {
+            return Err(self.stop_writes(format!(
+                "after a full disk, the reopened log has {} entries but {durable} were durable",
+                opened.appender.size()
+            )));
+        }
+        // Entries of the refused batch may have reached the disk; make them durable before
+        // anything is published (they were never acknowledged: a resend is a DUPLICATE).
+        if let Err(error) = self.store.flush() {
+            return Err(refused(self, error));
+        }
+        tracing::info!(
+            tree_size = opened.appender.size(),
+            "reopened and re-verified the log after a full disk"
+        );
+        self.registry = opened.registry;
+        self.shared.publish_registry(self.registry.clone());
+        self.last_seqs = opened.last_seqs;
+        self.appender = opened.appender;
+        self.last_received_at = self.last_received_at.max(opened.last_received_at);
+        self.shared.publish_size(self.appender.size());
+        if opened.checkpoint.tree_size > self.checkpointed_size {
+            let witnessed = Witnessed {
+                tree_size: opened.checkpoint.tree_size,
+                root: opened.checkpoint_root,
+            };
+            self.witness
+                .record(witnessed)
+                .map_err(|e| self.stop_writes(format!("checkpoint witness: {e}")))?;
+            self.witnessed = witnessed;
+            self.checkpointed_size = opened.checkpoint.tree_size;
+            self.shared
+                .publish_checkpoint(opened.checkpoint.tree_size, opened.checkpoint.note);
+        }
+        self.disk_full = None;
+        tracing::info!("writes resumed after the disk was full");
+        Ok(())
     }
 
     fn registry<'a>(&'a self, staged: &'a Staged) -> &'a Registry {

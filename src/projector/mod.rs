@@ -226,7 +226,7 @@ impl Projections {
                 projection: published.projection.encode(),
             }
         };
-        if let Err(error) = self.store.save(&snapshot) {
+        if let Err(error) = save(&self.store, &snapshot) {
             tracing::warn!(%error, "cannot save the projection snapshot; a restart will replay more of the log");
         }
     }
@@ -251,6 +251,14 @@ impl Projections {
             }
         }
     }
+}
+
+/// Writes the snapshot (behind the `projector::snapshot` fail point).
+fn save(store: &SnapshotStore, snapshot: &StoredSnapshot) -> Result<(), String> {
+    fail::fail_point!("projector::snapshot", |_| Err(
+        "failpoint projector::snapshot".to_string()
+    ));
+    store.save(snapshot)
 }
 
 /// The starting point: the stored snapshot when it is usable, else the empty projection.
@@ -478,6 +486,11 @@ impl Projections {
             return Ok(());
         }
         let decoded = decode_range(&self.ledger, from, tree_size)?;
+        // Before the lock: a failure here leaves the published prefix whole, and the next
+        // tick tries again.
+        fail::fail_point!("projector::apply", |_| Err(ProjectorError::Log(
+            "failpoint projector::apply".into()
+        )));
         let mut published = self.published.write().expect("projection lock");
         for entry in decoded {
             published.as_of = published.as_of.max(entry.received_at());

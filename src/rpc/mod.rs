@@ -192,19 +192,19 @@ pub async fn serve_admitted(
         .add_service(admin)
         .add_service(log)
         .add_service(query);
+    let connections =
+        ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
     match &security.tls {
         None => {
-            let connections =
-                ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
             router
                 .serve_with_incoming_shutdown(incoming(listener, connections), shutdown)
                 .await
         }
         // Our own TLS acceptor rather than tonic's `tls_config` (which also wraps a passed-in
-        // stream): it answers a plaintext client with a status saying to use TLS. (The
-        // connection cap and idle deadline of `limits` apply to plaintext only, so far.)
+        // stream): it answers a plaintext client with a status saying to use TLS. The
+        // connection cap and idle deadline apply as for plaintext.
         Some(tls) => {
-            let incoming = TlsIncoming::spawn(listener, tls.grpc(), Protocol::Grpc);
+            let incoming = TlsIncoming::spawn(listener, connections, tls.grpc(), Protocol::Grpc);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

@@ -1,7 +1,8 @@
-//! Accepting TLS connections for the servers. Each handshake runs on its own task, bounded
-//! in time ([`HANDSHAKE_TIMEOUT`]) and number ([`MAX_PENDING_HANDSHAKES`]; then new
-//! connections wait in the kernel's backlog), so a client that connects and stalls delays
-//! nobody. A client that speaks plaintext to the TLS port (an `http://` address) is told so
+//! Accepting TLS connections for the servers. Connections are taken under the server's
+//! [`ConnectionLimit`] (the same cap and idle deadline as plaintext; a handshaking
+//! connection holds its slot). Each handshake runs on its own task, bounded in time
+//! ([`HANDSHAKE_TIMEOUT`]) and number ([`MAX_PENDING_HANDSHAKES`]; then new connections wait
+//! in the kernel's backlog), so a client that connects and stalls delays nobody. A client that speaks plaintext to the TLS port (an `http://` address) is told so
 //! in its own protocol — a gRPC `UNAVAILABLE` status, or an HTTP `400` — rather than having
 //! its connection dropped with a "broken pipe".
 
@@ -19,6 +20,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::HANDSHAKE_TIMEOUT;
+use crate::limits::{ConnectionLimit, LimitedIo};
+
+/// A connection whose TLS handshake completed, still under its server's connection cap
+/// and idle deadline.
+pub type TlsConnection = TlsStream<LimitedIo<TcpStream>>;
 
 /// Handshakes in progress at most, per server.
 pub const MAX_PENDING_HANDSHAKES: usize = 1024;
@@ -40,16 +46,21 @@ const HTTP_REFUSAL: &str = "This server speaks HTTPS only: use an https:// addre
 /// Connections whose TLS handshake completed, in the order they completed. Dropping it
 /// stops accepting (and closes the listening socket).
 pub struct TlsIncoming {
-    connections: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    connections: mpsc::Receiver<(TlsConnection, SocketAddr)>,
     local_addr: Option<SocketAddr>,
 }
 
 impl TlsIncoming {
-    /// Starts accepting on `listener` (on a task of its own).
-    pub fn spawn(listener: TcpListener, acceptor: TlsAcceptor, protocol: Protocol) -> TlsIncoming {
+    /// Starts accepting on `listener` under `limit` (on a task of its own).
+    pub fn spawn(
+        listener: TcpListener,
+        limit: ConnectionLimit,
+        acceptor: TlsAcceptor,
+        protocol: Protocol,
+    ) -> TlsIncoming {
         let local_addr = listener.local_addr().ok();
         let (sender, connections) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, acceptor, protocol, sender));
+        tokio::spawn(accept_loop(listener, limit, acceptor, protocol, sender));
         TlsIncoming {
             connections,
             local_addr,
@@ -57,7 +68,7 @@ impl TlsIncoming {
     }
 
     /// The next connection; `None` never happens while this is alive.
-    pub async fn next(&mut self) -> Option<(TlsStream<TcpStream>, SocketAddr)> {
+    pub async fn next(&mut self) -> Option<(TlsConnection, SocketAddr)> {
         self.connections.recv().await
     }
 
@@ -69,7 +80,7 @@ impl TlsIncoming {
 
 /// For tonic's `serve_with_incoming`.
 impl tokio_stream::Stream for TlsIncoming {
-    type Item = std::io::Result<TlsStream<TcpStream>>;
+    type Item = std::io::Result<TlsConnection>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.connections
@@ -80,9 +91,10 @@ impl tokio_stream::Stream for TlsIncoming {
 
 async fn accept_loop(
     listener: TcpListener,
+    limit: ConnectionLimit,
     acceptor: TlsAcceptor,
     protocol: Protocol,
-    sender: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    sender: mpsc::Sender<(TlsConnection, SocketAddr)>,
 ) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
@@ -90,18 +102,14 @@ async fn accept_loop(
             () = sender.closed() => return,
             permit = pending.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        let (stream, peer) = tokio::select! {
+        // Over the cap, a connection is accepted and closed at once; accept errors pause.
+        let stream = tokio::select! {
             () = sender.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_error(error).await;
-                    continue;
-                }
-            },
+            stream = limit.accept(&listener) => stream,
         };
-        // Small TLS records would otherwise wait for the client's delayed ACK (~40 ms).
-        let _ = stream.set_nodelay(true);
+        let Ok(peer) = stream.get_ref().peer_addr() else {
+            continue;
+        };
         let acceptor = acceptor.clone();
         let sender = sender.clone();
         tokio::spawn(async move {
@@ -119,13 +127,13 @@ async fn accept_loop(
 }
 
 async fn handshake(
-    stream: TcpStream,
+    stream: LimitedIo<TcpStream>,
     peer: SocketAddr,
     acceptor: &TlsAcceptor,
     protocol: Protocol,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<TlsConnection> {
     let mut first = [0u8; 1];
-    match stream.peek(&mut first).await {
+    match stream.get_ref().peek(&mut first).await {
         Ok(1) => {}
         _ => return None,
     }
@@ -148,7 +156,7 @@ async fn handshake(
 
 /// Answers every request of a plaintext HTTP/2 connection with UNAVAILABLE and the reason
 /// (bounded by the handshake timeout of the caller).
-async fn refuse_grpc(stream: TcpStream) {
+async fn refuse_grpc(stream: LimitedIo<TcpStream>) {
     let service = hyper::service::service_fn(|_request| async {
         Ok::<_, Infallible>(
             tonic::Status::unavailable(GRPC_REFUSAL).into_http::<tonic::body::Body>(),
@@ -161,7 +169,7 @@ async fn refuse_grpc(stream: TcpStream) {
 
 /// Reads the request head (up to 8 KiB) and answers `400` with the reason, as Go's and
 /// nginx's HTTPS servers do.
-async fn refuse_http(mut stream: TcpStream) {
+async fn refuse_http(mut stream: LimitedIo<TcpStream>) {
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
     while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -176,18 +184,4 @@ async fn refuse_http(mut stream: TcpStream) {
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
-}
-
-/// A failed `accept`: a connection that went away before we took it is nothing; anything
-/// else (out of file descriptors, say) is logged and retried after a pause, as axum does.
-async fn accept_error(error: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(%error, "accept failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod durability;
 pub mod process;
 pub mod seed;
 pub mod tls;
@@ -85,12 +86,17 @@ impl TestLedger {
 
     /// A fresh ledger served with `security` (addresses are `https://localhost:PORT` with TLS).
     pub async fn start_secured(security: TestSecurity) -> TestLedger {
+        TestLedger::start_secured_with(security, Limits::default()).await
+    }
+
+    pub async fn start_secured_with(security: TestSecurity, limits: Limits) -> TestLedger {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_owned();
         let clock = Arc::new(ManualClock::new(T0));
         let ledger = open(&dir, clock.clone(), &key(200), &key(201)).expect("the ledger opens");
         let mut ledger =
-            TestLedger::serve_with(&dir, clock, ledger, key(200), key(201), security).await;
+            TestLedger::serve_configured(&dir, clock, ledger, key(200), key(201), limits, security)
+                .await;
         ledger._temp = Some(temp);
         ledger
     }
@@ -164,18 +170,6 @@ impl TestLedger {
         limits: Limits,
     ) -> TestLedger {
         let security = TestSecurity::default();
-        TestLedger::serve_configured(dir, clock, ledger, ledger_key, admin, limits, security).await
-    }
-
-    async fn serve_with(
-        dir: &Path,
-        clock: Arc<ManualClock>,
-        ledger: Arc<Ledger>,
-        ledger_key: SigningKey,
-        admin: SigningKey,
-        security: TestSecurity,
-    ) -> TestLedger {
-        let limits = Limits::default();
         TestLedger::serve_configured(dir, clock, ledger, ledger_key, admin, limits, security).await
     }
 

@@ -43,7 +43,7 @@ impl Process {
         }
     }
 
-    /// The child's process id (for reading /proc/PID).
+    /// The child's process id (for signals and /proc/PID).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -56,6 +56,11 @@ impl Process {
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     /// Everything written to stderr so far.

@@ -17,6 +17,8 @@ pub struct TestPki {
     issuer: Issuer<'static, KeyPair>,
     /// The CA certificate (PEM): what clients trust and `--client-ca` names.
     pub ca_file: PathBuf,
+    /// The CA certificate (DER), for tests that speak TLS themselves.
+    pub ca_der: Vec<u8>,
     /// The ledger's certificate and key (PEM), for `localhost` and `127.0.0.1`.
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
@@ -35,6 +37,7 @@ impl TestPki {
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, certificate.pem()).unwrap();
         let mut pki = TestPki {
+            ca_der: certificate.der().to_vec(),
             issuer: Issuer::new(params, key),
             ca_file,
             server_cert: PathBuf::new(),
