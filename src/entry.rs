@@ -417,8 +417,9 @@ struct LogEntryObservationView {
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct SignedObservationBodyView {
-    #[prost(bytes = "vec", tag = "1")]
-    body: Vec<u8>,
+    /// A slice of the entry's own buffer (decoded from `Bytes`, prost copies nothing).
+    #[prost(bytes = "bytes", tag = "1")]
+    body: prost::bytes::Bytes,
 }
 
 /// `Observation` without `seq`, `latency_ms` and `detail`.
@@ -435,13 +436,15 @@ struct ObservationFactsView {
 }
 
 /// Decodes an entry for projections: observations through the lean views above, anything
-/// else (or anything the views cannot take) through [`decode_entry`].
-pub fn decode_for_projection(bytes: &[u8]) -> Result<ProjectionEntry, InvalidInput> {
-    let lean = LogEntryObservationView::decode(bytes)
+/// else (or anything the views cannot take) through [`decode_entry`]. Takes the entry's
+/// bytes by value so that the observation body is a slice of them, not a copy.
+pub fn decode_for_projection(bytes: Vec<u8>) -> Result<ProjectionEntry, InvalidInput> {
+    let bytes = prost::bytes::Bytes::from(bytes);
+    let lean = LogEntryObservationView::decode(bytes.clone())
         .ok()
         .and_then(|entry| {
             let body = entry.observation?.body;
-            let facts = ObservationFactsView::decode(body.as_slice()).ok()?;
+            let facts = ObservationFactsView::decode(body).ok()?;
             let status = match pb::Status::try_from(facts.status) {
                 Ok(pb::Status::Up) => Status::Up,
                 Ok(pb::Status::Down) => Status::Down,
@@ -459,7 +462,7 @@ pub fn decode_for_projection(bytes: &[u8]) -> Result<ProjectionEntry, InvalidInp
     match lean {
         Some(entry) => Ok(entry),
         // Not an observation, or malformed: the full decoder says which.
-        None => decode_entry(bytes).map(|entry| ProjectionEntry::Other(Box::new(entry))),
+        None => decode_entry(&bytes).map(|entry| ProjectionEntry::Other(Box::new(entry))),
     }
 }
 
@@ -663,7 +666,7 @@ mod tests {
             );
             let full = decode_entry(&bytes).unwrap();
             proptest::prop_assert_eq!(
-                decode_for_projection(&bytes).unwrap(),
+                decode_for_projection(bytes.clone()).unwrap(),
                 ProjectionEntry::Observation {
                     index: full.index,
                     received_at: full.received_at,
@@ -695,7 +698,7 @@ mod tests {
             }),
         );
         assert_eq!(
-            decode_for_projection(&bytes).unwrap(),
+            decode_for_projection(bytes.clone()).unwrap(),
             ProjectionEntry::Other(Box::new(decode_entry(&bytes).unwrap()))
         );
         // An observation with an invalid status is refused with the full decoder's reason.
@@ -716,10 +719,10 @@ mod tests {
                 }),
             )
         };
-        let error = decode_for_projection(&bad(&o)).unwrap_err();
+        let error = decode_for_projection(bad(&o)).unwrap_err();
         assert!(error.to_string().contains("status"), "{error}");
         o.status = pb::Status::Up as i32;
         o.probe_id = "NBO".into();
-        assert!(decode_for_projection(&bad(&o)).is_err());
+        assert!(decode_for_projection(bad(&o)).is_err());
     }
 }

@@ -5,6 +5,12 @@ mod cli;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the rebuild, audit and ingest paths allocate many
+/// small buffers on one thread and free them on another, where glibc spent a quarter of
+/// the CPU (BENCHMARKS.md). The library leaves the choice to whoever links it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Test builds only: fail points named in FAILPOINTS (see Cargo.toml's `failpoints`).
     #[cfg(feature = "failpoints")]

@@ -861,9 +861,17 @@ impl ProbeTrack {
         {
             self.latest = Some(observation);
         }
-        let position = self
+        // Observations mostly arrive in event-time order: then the new one goes last.
+        let position = if self
             .recent
-            .partition_point(|retained| retained.observed_at < observation.observed_at);
+            .back()
+            .is_none_or(|newest| newest.observed_at < observation.observed_at)
+        {
+            self.recent.len()
+        } else {
+            self.recent
+                .partition_point(|retained| retained.observed_at < observation.observed_at)
+        };
         match self.recent.get_mut(position) {
             Some(same_instant) if same_instant.observed_at == observation.observed_at => {
                 same_instant.status = observation.status

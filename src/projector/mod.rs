@@ -413,7 +413,7 @@ fn decode_range(
     {
         let (index, bytes) = item.map_err(|e| ProjectorError::Log(e.to_string()))?;
         decoded.push(
-            entry::decode_for_projection(&bytes)
+            entry::decode_for_projection(bytes)
                 .map_err(|e| ProjectorError::Log(format!("entry {index}: {e}")))?,
         );
     }
