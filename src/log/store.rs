@@ -211,7 +211,33 @@ impl SledStore {
     }
 }
 
+/// How long opening waits for sled's lock on its files (see [`open_db`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    // A `sled::Db` that was just dropped in this process can keep its file lock for a
+    // moment (its flusher thread lets go last): a log created in `log.creating` and
+    // reopened after the rename hit this. Wait for the lock, briefly; a lock that stays
+    // held is another process using the directory, and is reported as such.
+    let started = std::time::Instant::now();
+    loop {
+        match open_db_once(path) {
+            Err(StoreError::Failed(detail))
+                if detail.contains("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(StoreError::Failed(detail)) if detail.contains("could not acquire lock") => {
+                return Err(StoreError::Failed(format!(
+                    "{detail} (is another uptime-ledger using this data directory?)"
+                )));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn open_db_once(path: &Path) -> Result<sled::Db, StoreError> {
     // sled's recovery asserts on some damaged files instead of returning an error: a panic
     // there is a damaged data directory, reported as such.
     let opened = std::panic::catch_unwind(|| {
@@ -511,5 +537,34 @@ impl LogStore for SledStore {
         self.size.store(size, std::sync::atomic::Ordering::Release);
         tracing::info!(size, "reopened the log store");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_reopens_at_once_after_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let store = SledStore::open(dir.path()).unwrap();
+            drop(store);
+        }
+    }
+
+    #[test]
+    fn a_store_held_open_elsewhere_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path()).unwrap();
+        let started = std::time::Instant::now();
+        let Err(StoreError::Failed(reason)) = SledStore::open(dir.path()) else {
+            panic!("a second open of a held store must fail");
+        };
+        assert!(
+            reason.contains("another uptime-ledger using this data directory"),
+            "{reason}"
+        );
+        assert!(started.elapsed() >= LOCK_WAIT, "it waited for the lock first");
     }
 }
