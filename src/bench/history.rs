@@ -425,10 +425,14 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
         if chunk_start >= next_report {
             next_report = next_report.saturating_add(report_every);
             let seconds = started.elapsed().as_secs_f64();
+            // The ledger is served in this process, so its RSS is the server's plus the
+            // load generator's (which holds two signed chunks at most).
             eprintln!(
-                "  ingested {:.0} % of the history: {observed} observations in {seconds:.0} s ({:.0}/s)",
+                "  ingested {:.0} % of the history: {observed} observations in {seconds:.0} s ({:.0}/s); log {} entries, RSS {:.0} MiB",
                 100.0 * (chunk_start - history_start) as f64 / (history_end - history_start) as f64,
-                observed as f64 / seconds
+                observed as f64 / seconds,
+                served.ledger.tree_size(),
+                super::rss_bytes("self") as f64 / 1048576.0
             );
         }
     }

@@ -72,10 +72,19 @@ pub fn thread_cpu_seconds() -> f64 {
 
 /// Peak resident set size of process `pid` (or `"self"`), from `/proc`; 0 where unknown.
 pub fn peak_rss_bytes(pid: &str) -> u64 {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
+/// Resident set size of process `pid` (or `"self"`) now, from `/proc`; 0 where unknown.
+pub fn rss_bytes(pid: &str) -> u64 {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+fn proc_status_bytes(pid: &str, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

@@ -565,6 +565,9 @@ mod tests {
             reason.contains("another uptime-ledger using this data directory"),
             "{reason}"
         );
-        assert!(started.elapsed() >= LOCK_WAIT, "it waited for the lock first");
+        assert!(
+            started.elapsed() >= LOCK_WAIT,
+            "it waited for the lock first"
+        );
     }
 }
