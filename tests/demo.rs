@@ -127,17 +127,7 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
 async fn a_directory_with_an_interrupted_setup_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("log")).unwrap();
-    let mut command = std::process::Command::new(common::process::BINARY);
-    command
-        .args([
-            "demo",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path());
+    let command = common::process::demo_command(dir.path(), &[]);
     let mut process = common::process::Process::spawn(command);
     let (exit, stderr) = process.wait();
     assert!(!exit.success());

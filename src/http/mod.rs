@@ -141,16 +141,6 @@ pub async fn serve_maybe_tls(
     }
 }
 
-/// [`serve_maybe_tls`] without TLS.
-pub async fn serve_http_with(
-    listener: TcpListener,
-    state: HttpState,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_maybe_tls(listener, None, state, limits, shutdown).await
-}
-
 /// Plaintext connections under the connection cap.
 struct PlainListener {
     listener: TcpListener,

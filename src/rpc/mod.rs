@@ -65,17 +65,8 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let admission = Arc::new(admission::Admission::new(&limits));
-    serve_admitted(
-        listener,
-        ledger,
-        projections,
-        limits,
-        admission,
-        RpcSecurity::default(),
-        shutdown,
-    )
-    .await
+    let security = RpcSecurity::default();
+    serve_secured(listener, ledger, projections, limits, security, shutdown).await
 }
 
 /// [`serve_with`] with TLS, mutual TLS for ingest and a read token as `security` says.

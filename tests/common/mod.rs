@@ -149,16 +149,8 @@ impl TestLedger {
         ledger_key: SigningKey,
         admin: SigningKey,
     ) -> TestLedger {
-        TestLedger::serve_configured(
-            dir,
-            clock,
-            ledger,
-            ledger_key,
-            admin,
-            Limits::default(),
-            TestSecurity::default(),
-        )
-        .await
+        let limits = Limits::default();
+        TestLedger::serve_opened_with(dir, clock, ledger, ledger_key, admin, limits).await
     }
 
     async fn serve_opened_with(

@@ -187,9 +187,8 @@ pub struct Demo {
     pub grpc: String,
 }
 
-/// `demo --data-dir DATA_DIR --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 EXTRA…`, once
-/// its banner says it is running (after setup and backfill).
-pub fn demo(data_dir: &Path, extra: &[&str]) -> Demo {
+/// The `demo` command line on ports 0 in `data_dir`, not yet started.
+pub fn demo_command(data_dir: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args([
@@ -202,7 +201,13 @@ pub fn demo(data_dir: &Path, extra: &[&str]) -> Demo {
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra);
-    let mut process = Process::spawn(command);
+    command
+}
+
+/// `demo --data-dir DATA_DIR --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 EXTRA…`, once
+/// its banner says it is running (after setup and backfill).
+pub fn demo(data_dir: &Path, extra: &[&str]) -> Demo {
+    let mut process = Process::spawn(demo_command(data_dir, extra));
     let (http, grpc) = process.wait_for_stderr("demo banner", Duration::from_secs(120), |stderr| {
         let banner = stderr.split_once("uptime-ledger demo is running")?.1;
         let field = |name: &str| {
