@@ -251,12 +251,17 @@ fn the_cli_drives_a_ledger_and_a_tampered_directory_refuses_to_start() {
     // An insider changes one byte of a stored entry (through sled, so sled's own checksums
     // still pass): the ledger must refuse to start and say why.
     {
+        // Entries are stored in chunks under the key prefix `c` (src/log/store.rs).
         let db = sled::open(data.join("log")).unwrap();
-        let key = [b'e', 0, 0, 0, 0, 0, 0, 0, 3];
-        let mut entry = db.get(key).unwrap().unwrap().to_vec();
-        let at = entry.windows(3).position(|w| w == b"503").unwrap();
-        entry[at] = b'2';
-        db.insert(key, entry).unwrap();
+        let (key, mut chunk) = db
+            .scan_prefix([b'c'])
+            .map(Result::unwrap)
+            .map(|(key, value)| (key, value.to_vec()))
+            .find(|(_, value)| value.windows(3).any(|w| w == b"503"))
+            .expect("the entry that holds the detail 503");
+        let at = chunk.windows(3).position(|w| w == b"503").unwrap();
+        chunk[at] = b'2';
+        db.insert(key, chunk).unwrap();
         db.flush().unwrap();
     }
     let refused = Command::new(BINARY)

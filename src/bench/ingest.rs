@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
@@ -22,10 +21,14 @@ use crate::pb::ingest_service_client::IngestServiceClient;
 
 use super::{BenchResult, Latency};
 
-const PROBES: usize = 64;
+/// Probes the load generator speaks for. Each lane of concurrent calls has its own, so that
+/// every probe's observations arrive in seq order whatever the interleaving.
+pub const PROBES: usize = 256;
 const SERVICES: usize = 8;
-const BATCH: usize = 256;
-const CONCURRENT_BATCHES: usize = 8;
+pub const BATCH: usize = 256;
+pub const CONCURRENT_BATCHES: usize = 8;
+pub const STREAMS: usize = 4;
+pub const LATENCY_BATCH: usize = 32;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestResult {
@@ -34,7 +37,11 @@ pub struct IngestResult {
     pub stream_per_s: f64,
     /// (fraction of the Submit maximum, offered rate, ack latency).
     pub latency_at_load: Vec<(f64, f64, Latency)>,
+    /// The server's CPU over the whole run (all phases, including the open-loop ones).
     pub server_cpu_cores: f64,
+    /// The server's and the load generator's CPU during the Submit closed loop.
+    pub submit_server_cpu_cores: f64,
+    pub submit_generator_cpu_cores: f64,
     pub server_peak_rss_bytes: u64,
     pub disk_bytes_per_observation: f64,
     pub raw_entry_bytes_per_observation: f64,
@@ -150,34 +157,51 @@ async fn set_up(server: &Server, keys: &[SigningKey]) -> BenchResult<()> {
     Ok(())
 }
 
-/// `count` observations spread over the probes, each probe's seqs increasing from `first_seq`.
-fn presign(keys: &[SigningKey], count: usize, first_seq: u64) -> Vec<pb::SignedObservation> {
+/// `per_probe` signed observations from each probe, seqs `first_seq..`, in seq order
+/// (`result[p]` is probe `p`'s).
+fn presign(
+    keys: &[SigningKey],
+    per_probe: usize,
+    first_seq: u64,
+) -> Vec<Vec<pb::SignedObservation>> {
     let now = now_millis();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = count.div_ceil(threads);
+    let probes_per_thread = keys.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
+        let handles: Vec<_> = keys
+            .chunks(probes_per_thread)
+            .enumerate()
+            .map(|(t, chunk)| {
                 scope.spawn(move || {
-                    (t * per_thread..((t + 1) * per_thread).min(count))
-                        .map(|i| {
-                            let probe = i % keys.len();
-                            let observation = Observation {
-                                probe_id: ProbeId::parse(&format!("probe-{probe}"))
-                                    .expect("valid id"),
-                                service_id: ServiceId::parse(&format!("svc-{}", i % SERVICES))
-                                    .expect("valid id"),
-                                seq: first_seq + (i / keys.len()) as u64,
-                                observed_at: now,
-                                status: if i % 97 == 0 {
-                                    Status::Down
-                                } else {
-                                    Status::Up
-                                },
-                                latency_ms: 35,
-                                detail: String::new(),
-                            };
-                            crate::client::sign_observation(&keys[probe], &observation)
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(offset, key)| {
+                            let probe = t * probes_per_thread + offset;
+                            let probe_id =
+                                ProbeId::parse(&format!("probe-{probe}")).expect("valid id");
+                            (0..per_probe)
+                                .map(|i| {
+                                    let observation = Observation {
+                                        probe_id: probe_id.clone(),
+                                        service_id: ServiceId::parse(&format!(
+                                            "svc-{}",
+                                            (probe + i) % SERVICES
+                                        ))
+                                        .expect("valid id"),
+                                        seq: first_seq + i as u64,
+                                        observed_at: now,
+                                        status: if (probe + i).is_multiple_of(97) {
+                                            Status::Down
+                                        } else {
+                                            Status::Up
+                                        },
+                                        latency_ms: 35,
+                                        detail: String::new(),
+                                    };
+                                    crate::client::sign_observation(key, &observation)
+                                })
+                                .collect::<Vec<_>>()
                         })
                         .collect::<Vec<_>>()
                 })
@@ -190,39 +214,74 @@ fn presign(keys: &[SigningKey], count: usize, first_seq: u64) -> Vec<pb::SignedO
     })
 }
 
-/// Closed loop: `CONCURRENT_BATCHES` Submit calls in flight; acknowledged per second.
+/// The observations of probes `lane, lane + lanes, lane + 2 lanes, …`, interleaved round
+/// robin, each probe's in seq order. Lanes share no probe, so whatever order concurrent
+/// lanes reach the server in, every probe's observations arrive in seq order, as a real
+/// probe sends them (a later seq overtaking an earlier one would make it `STALE_SEQ`).
+fn lane(
+    per_probe: &mut [Vec<pb::SignedObservation>],
+    lane: usize,
+    lanes: usize,
+) -> Vec<pb::SignedObservation> {
+    let mut mine: Vec<std::vec::IntoIter<pb::SignedObservation>> = per_probe
+        .iter_mut()
+        .skip(lane)
+        .step_by(lanes)
+        .map(|o| std::mem::take(o).into_iter())
+        .collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        out.extend(mine.iter_mut().filter_map(Iterator::next));
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// Counts acknowledgements; anything but ACCEPTED means the load generator is broken
+/// (every observation it sends is valid and in order), so the run stops with an error
+/// rather than report a throughput of rejections.
+fn count_accepted(acks: &[pb::Ack]) -> Result<usize, String> {
+    match acks
+        .iter()
+        .find(|a| a.status != pb::AckStatus::Accepted as i32)
+    {
+        None => Ok(acks.len()),
+        Some(ack) => Err(format!(
+            "the ledger did not accept a benchmark observation: status {} reason {} ({})",
+            ack.status, ack.reason, ack.message
+        )),
+    }
+}
+
+/// Closed loop: `CONCURRENT_BATCHES` lanes, each with its own probes and one Submit call
+/// in flight; acknowledged observations per second.
 async fn submit_closed_loop(
     channel: Channel,
-    observations: Vec<pb::SignedObservation>,
+    mut observations: Vec<Vec<pb::SignedObservation>>,
 ) -> BenchResult<f64> {
-    let batches: Vec<Vec<pb::SignedObservation>> =
-        observations.chunks(BATCH).map(<[_]>::to_vec).collect();
-    let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
+    let lanes: Vec<Vec<pb::SignedObservation>> = (0..CONCURRENT_BATCHES)
+        .map(|l| lane(&mut observations, l, CONCURRENT_BATCHES))
+        .collect();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..CONCURRENT_BATCHES {
-        let queue = queue.clone();
+    for lane in lanes {
         let mut client = IngestServiceClient::new(channel.clone());
         workers.push(tokio::spawn(async move {
             let mut acknowledged = 0usize;
-            loop {
-                let next = queue.lock().expect("queue").next();
-                let Some(batch) = next else {
-                    return Ok::<usize, String>(acknowledged);
-                };
+            for batch in lane.chunks(BATCH) {
                 let acks = client
                     .submit(pb::SubmitRequest {
-                        observations: batch,
+                        observations: batch.to_vec(),
                     })
                     .await
                     .map_err(|e| e.to_string())?
                     .into_inner()
                     .acks;
-                acknowledged += acks
-                    .iter()
-                    .filter(|a| a.status == pb::AckStatus::Accepted as i32)
-                    .count();
+                acknowledged += count_accepted(&acks)?;
             }
+            Ok::<usize, String>(acknowledged)
         }));
     }
     let mut acknowledged = 0;
@@ -232,16 +291,17 @@ async fn submit_closed_loop(
     Ok(acknowledged as f64 / started.elapsed().as_secs_f64())
 }
 
-/// One SubmitStream per 8 probes' worth of observations, all at once; acknowledged per second.
+/// `STREAMS` SubmitStreams at once, each with its own probes; acknowledged per second.
 async fn stream_closed_loop(
     channel: Channel,
-    observations: Vec<pb::SignedObservation>,
+    mut observations: Vec<Vec<pb::SignedObservation>>,
 ) -> BenchResult<f64> {
-    let streams = 4;
-    let per_stream = observations.len().div_ceil(streams);
+    let lanes: Vec<Vec<pb::SignedObservation>> = (0..STREAMS)
+        .map(|l| lane(&mut observations, l, STREAMS))
+        .collect();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for part in observations.chunks(per_stream).map(<[_]>::to_vec) {
+    for part in lanes {
         let mut client = IngestServiceClient::new(channel.clone());
         workers.push(tokio::spawn(async move {
             let requests = tokio_stream::iter(part.into_iter().map(|o| pb::SubmitStreamRequest {
@@ -254,12 +314,8 @@ async fn stream_closed_loop(
                 .into_inner();
             let mut accepted = 0usize;
             while let Some(response) = acks.message().await.map_err(|e| e.to_string())? {
-                if response
-                    .ack
-                    .is_some_and(|a| a.status == pb::AckStatus::Accepted as i32)
-                {
-                    accepted += 1;
-                }
+                let ack = response.ack.ok_or("a stream response without an ack")?;
+                accepted += count_accepted(std::slice::from_ref(&ack))?;
             }
             Ok::<usize, String>(accepted)
         }));
@@ -271,34 +327,48 @@ async fn stream_closed_loop(
     Ok(acknowledged as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Open loop: batches of 32 offered at `rate` observations/s; the latency of each call.
+/// Open loop: batches of `LATENCY_BATCH` offered at `rate` observations/s, each batch from
+/// one probe, the probes taking turns. A probe sends its next batch at its scheduled time,
+/// or as soon as its previous one is answered if that is later (a probe delivers in seq
+/// order, as real probes do); each latency is counted from the scheduled time, so a server
+/// that falls behind is charged for the wait (no coordinated omission).
 async fn latency_at(
     channel: Channel,
-    observations: Vec<pb::SignedObservation>,
+    mut observations: Vec<Vec<pb::SignedObservation>>,
     rate: f64,
 ) -> BenchResult<Latency> {
-    let small = 32;
-    let interval = Duration::from_secs_f64(small as f64 / rate);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut calls = Vec::new();
-    for batch in observations.chunks(small).map(<[_]>::to_vec) {
-        ticker.tick().await;
+    let interval = Duration::from_secs_f64(LATENCY_BATCH as f64 / rate);
+    let probes = observations.len();
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut senders = Vec::new();
+    for (probe, mine) in observations.iter_mut().enumerate() {
+        let batches: Vec<Vec<pb::SignedObservation>> = std::mem::take(mine)
+            .chunks(LATENCY_BATCH)
+            .map(<[_]>::to_vec)
+            .collect();
         let mut client = IngestServiceClient::new(channel.clone());
-        calls.push(tokio::spawn(async move {
-            let started = Instant::now();
-            client
-                .submit(pb::SubmitRequest {
-                    observations: batch,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<Duration, String>(started.elapsed())
+        senders.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(batches.len());
+            for (round, batch) in batches.into_iter().enumerate() {
+                let scheduled = start + interval * (round * probes + probe) as u32;
+                tokio::time::sleep_until(scheduled).await;
+                let acks = client
+                    .submit(pb::SubmitRequest {
+                        observations: batch,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner()
+                    .acks;
+                samples.push(scheduled.elapsed());
+                count_accepted(&acks)?;
+            }
+            Ok::<Vec<Duration>, String>(samples)
         }));
     }
-    let mut samples = Vec::with_capacity(calls.len());
-    for call in calls {
-        samples.push(call.await.map_err(|e| e.to_string())??);
+    let mut samples = Vec::new();
+    for sender in senders {
+        samples.extend(sender.await.map_err(|e| e.to_string())??);
     }
     Ok(Latency::from_samples(&mut samples))
 }
@@ -310,29 +380,39 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
     }
     let server = Server::start(binary, &data_dir)?;
     let keys: Vec<SigningKey> = (0..PROBES)
-        .map(|p| SigningKey::from_bytes(&[(p % 250) as u8 + 3; 32]))
+        .map(|p| {
+            let mut seed = [3u8; 32];
+            seed[..8].copy_from_slice(&(p as u64).to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
         .collect();
     set_up(&server, &keys).await?;
     let channel = crate::client::connect(&server.address)
         .await
         .map_err(|e| e.to_string())?;
-    let count = if quick { 40_000 } else { 300_000 };
+    let per_probe = if quick { 160 } else { 1200 };
     let cpu_before = server.cpu_seconds();
     let wall = Instant::now();
 
-    let submit_per_s = submit_closed_loop(channel.clone(), presign(&keys, count, 1)).await?;
-    let stream_per_s = stream_closed_loop(
-        channel.clone(),
-        presign(&keys, count, 1 + (count / PROBES) as u64 + 1),
-    )
-    .await?;
-    let mut next_seq = 3 + 2 * (count / PROBES) as u64;
+    let observations = presign(&keys, per_probe, 1);
+    let (submit_cpu, generator_cpu) = (server.cpu_seconds(), super::cpu_seconds("self"));
+    let submit_started = Instant::now();
+    let submit_per_s = submit_closed_loop(channel.clone(), observations).await?;
+    let submit_seconds = submit_started.elapsed().as_secs_f64();
+    let submit_server_cpu_cores = (server.cpu_seconds() - submit_cpu) / submit_seconds;
+    let submit_generator_cpu_cores = (super::cpu_seconds("self") - generator_cpu) / submit_seconds;
+    let mut next_seq = 1 + per_probe as u64;
+    let stream_per_s =
+        stream_closed_loop(channel.clone(), presign(&keys, per_probe, next_seq)).await?;
+    next_seq += per_probe as u64;
     let mut latency_at_load = Vec::new();
     for fraction in [0.25, 0.5, 0.9] {
         let rate = submit_per_s * fraction;
-        let offered = ((rate * if quick { 2.0 } else { 5.0 }) as usize).max(PROBES * 4);
-        let observations = presign(&keys, offered, next_seq);
-        next_seq += (offered / PROBES) as u64 + 1;
+        let offered = rate * if quick { 2.0 } else { 5.0 };
+        let calls_per_probe = (offered / (PROBES * LATENCY_BATCH) as f64).ceil().max(2.0) as usize;
+        let per_probe = calls_per_probe * LATENCY_BATCH;
+        let observations = presign(&keys, per_probe, next_seq);
+        next_seq += per_probe as u64;
         latency_at_load.push((
             fraction,
             rate,
@@ -369,6 +449,8 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
         stream_per_s,
         latency_at_load,
         server_cpu_cores: cpu_cores,
+        submit_server_cpu_cores,
+        submit_generator_cpu_cores,
         server_peak_rss_bytes: peak_rss,
         disk_bytes_per_observation: disk as f64 / tree_size as f64,
         raw_entry_bytes_per_observation: raw as f64 / tree_size as f64,

@@ -79,18 +79,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let result = ingest::run(&binary, &args.dir, args.quick)
             .await
             .map_err(|e| anyhow!(e))?;
-        println!("\n# ingest (server in its own process; pre-signed observations from 64 probes)");
-        println!("Submit (batches of 256, 8 in flight): {:.0} durable obs/s = {:.2} of the one-core batch-256 verify ceiling",
-            result.submit_per_s, result.submit_per_s / machine.verify_batch256_per_s);
         println!(
-            "SubmitStream (4 streams): {:.0} durable obs/s",
+            "\n# ingest (server in its own process; pre-signed observations from {} probes)",
+            ingest::PROBES
+        );
+        println!("Submit (batches of {}, {} in flight): {:.0} durable obs/s = {:.2} of the one-core batch-256 verify ceiling; server {:.2} cores, load generator {:.2} cores",
+            ingest::BATCH, ingest::CONCURRENT_BATCHES,
+            result.submit_per_s, result.submit_per_s / machine.verify_batch256_per_s,
+            result.submit_server_cpu_cores, result.submit_generator_cpu_cores);
+        println!(
+            "SubmitStream ({} streams): {:.0} durable obs/s",
+            ingest::STREAMS,
             result.stream_per_s
         );
         for (fraction, rate, latency) in &result.latency_at_load {
-            println!("ack latency at {:.0} % of max ({rate:.0} obs/s offered, batches of 32): p50 {:.1} ms, p99 {:.1} ms",
-                fraction * 100.0, latency.p50_us / 1000.0, latency.p99_us / 1000.0);
+            println!("ack latency at {:.0} % of max ({rate:.0} obs/s offered, batches of {}): p50 {:.1} ms, p99 {:.1} ms",
+                fraction * 100.0, ingest::LATENCY_BATCH, latency.p50_us / 1000.0, latency.p99_us / 1000.0);
         }
-        println!("server: {:.2} cores, peak RSS {:.0} MiB; disk {:.0} bytes/observation for {:.0} raw entry bytes ({:.2}x)",
+        println!("server over the whole run: {:.2} cores, peak RSS {:.0} MiB; disk {:.0} bytes/observation for {:.0} raw entry bytes ({:.2}x)",
             result.server_cpu_cores, result.server_peak_rss_bytes as f64 / 1048576.0, result.disk_bytes_per_observation,
             result.raw_entry_bytes_per_observation, result.disk_bytes_per_observation / result.raw_entry_bytes_per_observation);
         ingest_results.push(result);

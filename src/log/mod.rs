@@ -7,6 +7,7 @@
 //! - `recovery`: opening a data directory, verifying it, rebuilding derived state;
 //! - `shared`: what the writer publishes to readers.
 
+mod packing;
 mod recovery;
 pub mod registry;
 mod shared;
@@ -197,6 +198,7 @@ impl Ledger {
             shared: shared.clone(),
             registry: opened.registry,
             last_seqs: opened.last_seqs,
+            seq_tails: opened.seq_tails,
             appender: opened.appender,
             signer,
             ledger_key: config.ledger_key.clone(),

@@ -55,6 +55,8 @@ pub(super) struct Opened {
     pub store: Arc<dyn LogStore>,
     pub registry: Registry,
     pub last_seqs: HashMap<ProbeId, u64>,
+    /// Each probe's accepted (seq, index) pairs that are not in a stored seq block yet.
+    pub seq_tails: HashMap<ProbeId, Vec<(u64, u64)>>,
     pub appender: TileAppender,
     pub last_received_at: Millis,
     pub checkpoint: PublishedCheckpoint,
@@ -191,7 +193,7 @@ fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), Ope
         first_index: 0,
         entries: vec![bytes],
         tiles,
-        accepted_seqs: Vec::new(),
+        seq_blocks: Vec::new(),
         checkpoint: Some((1, note)),
     })?;
     store.flush()?;
@@ -229,6 +231,9 @@ pub(super) fn verify(
 
     let mut registry: Option<Registry> = None;
     let mut last_seqs: HashMap<ProbeId, u64> = HashMap::new();
+    // Per probe: the last seq its stored seq blocks hold (looked up once per probe).
+    let mut in_blocks: HashMap<ProbeId, Option<u64>> = HashMap::new();
+    let mut seq_tails: HashMap<ProbeId, Vec<(u64, u64)>> = HashMap::new();
     let mut appender = TileAppender::new();
     let mut pending_leaves: Vec<Hash> = Vec::with_capacity(VERIFY_CHUNK);
     let mut root_at_checkpoint = None;
@@ -261,10 +266,25 @@ pub(super) fn verify(
             }
             (_, None) => return Err(OpenError::Corrupt("entry 0 is not a genesis".into())),
             (Payload::Observation { observation, .. }, Some(_)) => {
-                let last = last_seqs
-                    .entry(observation.probe_id)
-                    .or_insert(observation.seq);
-                *last = (*last).max(observation.seq);
+                let probe_id = observation.probe_id;
+                let seq = observation.seq;
+                if last_seqs.get(&probe_id).is_some_and(|&last| seq <= last) {
+                    return Err(OpenError::Corrupt(format!(
+                        "entry {index} repeats or lowers probe {probe_id}'s seq {seq}"
+                    )));
+                }
+                last_seqs.insert(probe_id.clone(), seq);
+                let blocked = match in_blocks.get(&probe_id) {
+                    Some(&blocked) => blocked,
+                    None => {
+                        let blocked = store.last_block_seq(probe_id.as_str())?;
+                        in_blocks.insert(probe_id.clone(), blocked);
+                        blocked
+                    }
+                };
+                if blocked.is_none_or(|through| seq > through) {
+                    seq_tails.entry(probe_id).or_default().push((seq, index));
+                }
             }
             (
                 Payload::Command {
@@ -354,6 +374,7 @@ pub(super) fn verify(
         store,
         registry,
         last_seqs,
+        seq_tails,
         appender,
         last_received_at,
         checkpoint: PublishedCheckpoint {

@@ -5,7 +5,11 @@
 //! they derive from, so a crash can never leave them out of step.
 //!
 //! All of it lives in one sled tree with one-byte key prefixes, because sled's
-//! `apply_batch` is atomic only within a tree.
+//! `apply_batch` is atomic only within a tree. Entries are stored in chunks of up to
+//! [`ENTRIES_PER_CHUNK`] consecutive entries (keyed by the first one's index) and the dedupe
+//! index in blocks of up to [`PAIRS_PER_BLOCK`] of a probe's (seq, index) pairs (keyed by the
+//! first seq): one sled key per entry or per seq made the store 4–6× the entries' size on
+//! disk (see `packing`).
 //!
 //! Durability: sled 0.34's `flush` ends in `sync_file_range`, which does not reach the
 //! drive's cache. `flush` here follows it with our own `fdatasync` of sled's data file and
@@ -26,7 +30,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::packing::{self, Malformed};
 use crate::merkle::TileWrite;
+
+pub use super::packing::{ENTRIES_PER_CHUNK, PAIRS_PER_BLOCK};
 
 /// Everything one group commit writes, applied atomically.
 #[derive(Debug, Default)]
@@ -37,10 +44,17 @@ pub struct AppendBatch {
     pub entries: Vec<Vec<u8>>,
     /// Merkle tiles changed by these entries (full new content of each).
     pub tiles: Vec<TileWrite>,
-    /// (probe, seq) → index of each accepted observation.
-    pub accepted_seqs: Vec<(String, u64, u64)>,
+    /// Full blocks of a probe's accepted (seq, index) pairs, each stored once, whole.
+    pub seq_blocks: Vec<SeqBlock>,
     /// A checkpoint signed over the log including this batch: (tree size, signed note).
     pub checkpoint: Option<(u64, String)>,
+}
+
+/// A probe's accepted (seq, index) pairs, in log order (both strictly increasing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqBlock {
+    pub probe_id: String,
+    pub pairs: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +88,12 @@ pub trait LogStore: Send + Sync + 'static {
     /// Entries in `range`, in index order, as (index, bytes).
     fn entries(&self, range: Range<u64>) -> EntryIter;
     fn tile(&self, tile_level: u8, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The index of the accepted observation with this (probe, seq), if any.
+    /// The index of the accepted observation with this (probe, seq), if a stored seq block
+    /// holds it (the writer keeps each probe's newest pairs until they fill a block).
     fn seq_index(&self, probe_id: &str, seq: u64) -> Result<Option<u64>, StoreError>;
-    /// The highest accepted seq of a probe, if any.
-    fn last_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError>;
+    /// The last seq of the probe's last stored seq block, if any: its accepted observations
+    /// with higher seqs are not in a block yet.
+    fn last_block_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError>;
     fn checkpoint(&self, tree_size: u64) -> Result<Option<String>, StoreError>;
     /// The checkpoint with the largest tree size, as (tree size, note).
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
@@ -88,7 +104,9 @@ pub trait LogStore: Send + Sync + 'static {
     fn reopen(&self) -> Result<(), StoreError>;
 }
 
-const ENTRY: u8 = b'e';
+/// Before entry chunks, each entry had a key of its own under `e`; such a store is refused.
+const LEGACY_ENTRY: u8 = b'e';
+const CHUNK: u8 = b'c';
 const TILE: u8 = b't';
 const SEQ: u8 = b's';
 const CHECKPOINT: u8 = b'k';
@@ -120,6 +138,10 @@ fn seq_key(probe_id: &str, seq: u64) -> Vec<u8> {
     let mut key = seq_prefix(probe_id);
     key.extend_from_slice(&seq.to_be_bytes());
     key
+}
+
+fn malformed(at: &[u8]) -> impl Fn(Malformed) -> StoreError + '_ {
+    move |Malformed(detail)| StoreError::Corrupt(format!("the value at key {at:02x?}: {detail}"))
 }
 
 fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -184,6 +206,23 @@ impl SledStore {
             Some(reason) => Err(StoreError::Failed(reason.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Tile 0/`tile_index`, computed from the entries it covers (the store keeps no
+    /// level-0 tiles): the leaf hashes of every stored entry in its range.
+    fn leaf_tile(&self, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let width = crate::merkle::TILE_WIDTH as u64;
+        let start = tile_index.saturating_mul(width);
+        let end = start.saturating_add(width).min(self.size());
+        if start >= end {
+            return Ok(None);
+        }
+        let mut hashes = Vec::with_capacity((end - start) as usize * crate::merkle::HASH_SIZE);
+        for item in self.entries(start..end) {
+            let (_, bytes) = item?;
+            hashes.extend_from_slice(&crate::merkle::leaf_hash(&bytes));
+        }
+        Ok(Some(hashes))
     }
 
     fn sync_files(&self, state: &mut SyncState) -> std::io::Result<()> {
@@ -283,15 +322,33 @@ fn open_data_file(path: &Path) -> Result<File, StoreError> {
         .map_err(|e| StoreError::Failed(format!("cannot open sled's data file for fsync: {e}")))
 }
 
-/// The number of entries: one past the highest entry key.
+/// The number of entries: one past the last entry of the last chunk. A store written
+/// with one key per entry (before chunks) is refused rather than misread.
 fn stored_size(db: &sled::Db) -> Result<u64, StoreError> {
+    if db
+        .scan_prefix([LEGACY_ENTRY])
+        .next()
+        .transpose()
+        .map_err(sled_error)?
+        .is_some()
+    {
+        return Err(StoreError::Corrupt(
+            "this log was written by an older uptime-ledger (one sled key per entry); this version stores entries in chunks and cannot read it: start from a new data directory".into(),
+        ));
+    }
     match db
-        .scan_prefix([ENTRY])
+        .scan_prefix([CHUNK])
         .next_back()
         .transpose()
         .map_err(sled_error)?
     {
-        Some((key, _)) => Ok(be_u64(&key[1..])? + 1),
+        Some((key, value)) => {
+            let first = be_u64(&key[1..])?;
+            let count = packing::decode_chunk(&value)
+                .map_err(malformed(&key))?
+                .len();
+            Ok(first + count as u64)
+        }
         None => Ok(0),
     }
 }
@@ -336,17 +393,36 @@ impl ChunkedEntries {
     fn fill(&mut self) -> Result<(), StoreError> {
         let db = current_db(&self.slot)?;
         let until = self.end.min(self.next.saturating_add(ENTRY_CHUNK));
-        let mut expected = self.next;
-        for item in db.range(index_key(ENTRY, self.next)..index_key(ENTRY, until)) {
+        // The chunk holding `next` may start before it.
+        let start = match chunk_at(&db, self.next)? {
+            Some((first, _)) => first,
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {} is missing",
+                    self.next
+                )))
+            }
+        };
+        let mut expected = start;
+        for item in db.range(index_key(CHUNK, start)..index_key(CHUNK, until)) {
             let (key, value) = item.map_err(sled_error)?;
-            let index = be_u64(&key[1..])?;
-            if index != expected {
+            let first = be_u64(&key[1..])?;
+            if first != expected {
                 return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
             }
-            expected += 1;
-            self.buffer.push_back((index, value.to_vec()));
+            for (offset, entry) in packing::decode_chunk(&value)
+                .map_err(malformed(&key))?
+                .into_iter()
+                .enumerate()
+            {
+                let index = first + offset as u64;
+                if (self.next..until).contains(&index) {
+                    self.buffer.push_back((index, entry.to_vec()));
+                }
+                expected = index + 1;
+            }
         }
-        if expected != until {
+        if expected < until {
             return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
         }
         self.next = until;
@@ -368,6 +444,23 @@ impl Iterator for ChunkedEntries {
     }
 }
 
+/// The chunk holding entry `index`, if one does: (its first index, its value).
+fn chunk_at(db: &sled::Db, index: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+    let Some((key, value)) = db
+        .range(index_key(CHUNK, 0)..=index_key(CHUNK, index))
+        .next_back()
+        .transpose()
+        .map_err(sled_error)?
+    else {
+        return Ok(None);
+    };
+    let first = be_u64(&key[1..])?;
+    let count = packing::decode_chunk(&value)
+        .map_err(malformed(&key))?
+        .len() as u64;
+    Ok((index < first + count).then_some((first, value)))
+}
+
 impl LogStore for SledStore {
     fn size(&self) -> u64 {
         self.size.load(std::sync::atomic::Ordering::Acquire)
@@ -385,17 +478,24 @@ impl LogStore for SledStore {
         }
         let mut writes = sled::Batch::default();
         let appended = batch.entries.len() as u64;
-        for (offset, entry) in batch.entries.into_iter().enumerate() {
-            writes.insert(&index_key(ENTRY, size + offset as u64), entry);
+        for (number, chunk) in batch.entries.chunks(ENTRIES_PER_CHUNK).enumerate() {
+            let first = size + (number * ENTRIES_PER_CHUNK) as u64;
+            writes.insert(&index_key(CHUNK, first), packing::encode_chunk(chunk));
         }
-        for tile in batch.tiles {
+        // Level-0 tiles are the entries' leaf hashes: `tile` computes them from the
+        // entries, so storing them would only repeat 32 bytes per entry (and rewrite the
+        // partial one at every commit).
+        for tile in batch.tiles.into_iter().filter(|t| t.tile_level > 0) {
             writes.insert(&tile_key(tile.tile_level, tile.tile_index), tile.hashes);
         }
         fail::fail_point!("store::dedupe-update", |_| Err(StoreError::Failed(
             "failpoint store::dedupe-update".into()
         )));
-        for (probe_id, seq, index) in batch.accepted_seqs {
-            writes.insert(seq_key(&probe_id, seq), &index.to_be_bytes());
+        for block in batch.seq_blocks {
+            writes.insert(
+                seq_key(&block.probe_id, block.pairs[0].0),
+                packing::encode_block(&block.pairs),
+            );
         }
         if let Some((tree_size, note)) = batch.checkpoint {
             writes.insert(&index_key(CHECKPOINT, tree_size), note.as_bytes());
@@ -434,11 +534,11 @@ impl LogStore for SledStore {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db()?
-            .get(index_key(ENTRY, index))
-            .map_err(sled_error)?
-            .map(|v| v.to_vec()))
+        let Some((first, value)) = chunk_at(&self.db()?, index)? else {
+            return Ok(None);
+        };
+        let entries = packing::decode_chunk(&value).map_err(malformed(&index_key(CHUNK, first)))?;
+        Ok(Some(entries[(index - first) as usize].to_vec()))
     }
 
     fn entries(&self, range: Range<u64>) -> EntryIter {
@@ -452,6 +552,9 @@ impl LogStore for SledStore {
     }
 
     fn tile(&self, tile_level: u8, tile_index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if tile_level == 0 {
+            return self.leaf_tile(tile_index);
+        }
         Ok(self
             .db()?
             .get(tile_key(tile_level, tile_index))
@@ -460,25 +563,34 @@ impl LogStore for SledStore {
     }
 
     fn seq_index(&self, probe_id: &str, seq: u64) -> Result<Option<u64>, StoreError> {
-        self.db()?
-            .get(seq_key(probe_id, seq))
-            .map_err(sled_error)?
-            .map(|v| be_u64(&v))
-            .transpose()
-    }
-
-    fn last_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError> {
-        let prefix = seq_prefix(probe_id);
-        match self
+        let found = self
             .db()?
-            .scan_prefix(&prefix)
+            .range(seq_key(probe_id, 0)..=seq_key(probe_id, seq))
             .next_back()
             .transpose()
-            .map_err(sled_error)?
-        {
-            Some((key, _)) => Ok(Some(be_u64(&key[prefix.len()..])?)),
-            None => Ok(None),
-        }
+            .map_err(sled_error)?;
+        let Some((key, value)) = found else {
+            return Ok(None);
+        };
+        let pairs = packing::decode_block(&value).map_err(malformed(&key))?;
+        Ok(pairs
+            .binary_search_by_key(&seq, |&(s, _)| s)
+            .ok()
+            .map(|at| pairs[at].1))
+    }
+
+    fn last_block_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError> {
+        let found = self
+            .db()?
+            .scan_prefix(seq_prefix(probe_id))
+            .next_back()
+            .transpose()
+            .map_err(sled_error)?;
+        let Some((key, value)) = found else {
+            return Ok(None);
+        };
+        let pairs = packing::decode_block(&value).map_err(malformed(&key))?;
+        Ok(pairs.last().map(|&(seq, _)| seq))
     }
 
     fn checkpoint(&self, tree_size: u64) -> Result<Option<String>, StoreError> {
@@ -543,6 +655,149 @@ impl LogStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry_bytes(index: u64) -> Vec<u8> {
+        format!("entry {index} {}", "x".repeat((index % 7) as usize)).into_bytes()
+    }
+
+    /// Appends `sizes` batches of entries, one seq block per batch for probe `p`.
+    fn store_with(dir: &Path, sizes: &[usize]) -> SledStore {
+        let store = SledStore::open(dir).unwrap();
+        for &n in sizes {
+            let first = store.size();
+            let pairs: Vec<(u64, u64)> =
+                (first..first + n as u64).map(|i| (i * 2 + 1, i)).collect();
+            store
+                .append(AppendBatch {
+                    first_index: first,
+                    entries: (first..first + n as u64).map(entry_bytes).collect(),
+                    seq_blocks: vec![SeqBlock {
+                        probe_id: "p".into(),
+                        pairs,
+                    }],
+                    ..AppendBatch::default()
+                })
+                .unwrap();
+        }
+        store.flush().unwrap();
+        store
+    }
+
+    #[test]
+    fn entries_in_chunks_read_back_one_by_one_and_in_any_range() {
+        let dir = tempfile::tempdir().unwrap();
+        // Batches smaller than, equal to and larger than a chunk.
+        let sizes = [1, 31, 32, 33, 100, 2, 64];
+        let total: u64 = sizes.iter().sum::<usize>() as u64;
+        let store = store_with(dir.path(), &sizes);
+        assert_eq!(store.size(), total);
+        for i in 0..total {
+            assert_eq!(store.entry(i).unwrap(), Some(entry_bytes(i)), "entry {i}");
+        }
+        assert_eq!(store.entry(total).unwrap(), None);
+        for (start, end) in [(0, total), (5, 6), (31, 97), (64, 65), (100, total), (3, 3)] {
+            let read: Vec<(u64, Vec<u8>)> = store.entries(start..end).map(Result::unwrap).collect();
+            let expected: Vec<(u64, Vec<u8>)> = (start..end).map(|i| (i, entry_bytes(i))).collect();
+            assert_eq!(read, expected, "range {start}..{end}");
+        }
+        drop(store);
+        let reopened = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.size(),
+            total,
+            "the size is found from the last chunk"
+        );
+    }
+
+    #[test]
+    fn seq_blocks_answer_every_seq_they_hold_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[1, 40, 3]);
+        for i in 0..44u64 {
+            assert_eq!(
+                store.seq_index("p", i * 2 + 1).unwrap(),
+                Some(i),
+                "seq {}",
+                i * 2 + 1
+            );
+            assert_eq!(store.seq_index("p", i * 2 + 2).unwrap(), None, "a gap");
+        }
+        assert_eq!(store.seq_index("p", 0).unwrap(), None);
+        assert_eq!(store.seq_index("other", 1).unwrap(), None);
+        assert_eq!(store.seq_index("p\u{1}", 1).unwrap(), None);
+        assert_eq!(store.last_block_seq("p").unwrap(), Some(43 * 2 + 1));
+        assert_eq!(store.last_block_seq("q").unwrap(), None);
+    }
+
+    #[test]
+    fn level_0_tiles_are_computed_from_the_entries_and_higher_levels_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let entries: Vec<Vec<u8>> = (0..300).map(entry_bytes).collect();
+        let leaves: Vec<crate::merkle::Hash> = entries
+            .iter()
+            .map(|e| crate::merkle::leaf_hash(e))
+            .collect();
+        let tiles = crate::merkle::TileAppender::new().append(&leaves);
+        assert!(tiles.iter().any(|t| t.tile_level == 0) && tiles.iter().any(|t| t.tile_level == 1));
+        store
+            .append(AppendBatch {
+                first_index: 0,
+                entries,
+                tiles: tiles.clone(),
+                ..AppendBatch::default()
+            })
+            .unwrap();
+        for tile in &tiles {
+            assert_eq!(
+                store
+                    .tile(tile.tile_level, tile.tile_index)
+                    .unwrap()
+                    .as_ref(),
+                Some(&tile.hashes),
+                "tile {}/{}",
+                tile.tile_level,
+                tile.tile_index
+            );
+        }
+        assert_eq!(store.tile(0, 2).unwrap(), None, "beyond the entries");
+        let db = store.db().unwrap();
+        assert!(
+            db.get(tile_key(0, 0)).unwrap().is_none(),
+            "level 0 is not stored"
+        );
+        assert!(db.get(tile_key(1, 0)).unwrap().is_some(), "level 1 is");
+    }
+
+    #[test]
+    fn a_store_with_one_key_per_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(index_key(LEGACY_ENTRY, 0), b"old".to_vec())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let Err(StoreError::Corrupt(reason)) = SledStore::open(dir.path()) else {
+            panic!("an old-format store must be refused");
+        };
+        assert!(reason.contains("older uptime-ledger"), "{reason}");
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_reported_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store_with(dir.path(), &[10]));
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(index_key(CHUNK, 10), vec![0xff; 5]).unwrap();
+            db.flush().unwrap();
+        }
+        let Err(StoreError::Corrupt(reason)) = SledStore::open(dir.path()) else {
+            panic!("a chunk that does not decode must be reported");
+        };
+        assert!(reason.contains("entry chunk"), "{reason}");
+    }
 
     #[test]
     fn a_store_reopens_at_once_after_it_is_dropped() {

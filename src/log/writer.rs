@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{CommandCheck, CommandRefusal, Registry};
 use super::shared::Shared;
-use super::store::{AppendBatch, LogStore, StoreError};
+use super::store::{AppendBatch, LogStore, SeqBlock, StoreError, PAIRS_PER_BLOCK};
 use super::witness::{Witness, Witnessed};
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::clock::Clock;
@@ -104,6 +104,9 @@ pub struct Writer {
     pub(super) shared: Arc<Shared>,
     pub(super) registry: Registry,
     pub(super) last_seqs: HashMap<ProbeId, u64>,
+    /// Each probe's accepted (seq, index) pairs not yet in a stored seq block (fewer than
+    /// `PAIRS_PER_BLOCK`; rebuilt from the log when it is opened).
+    pub(super) seq_tails: HashMap<ProbeId, Vec<(u64, u64)>>,
     pub(super) appender: TileAppender,
     pub(super) signer: NoteSigner,
     /// To re-verify the log after the store was reopened (disk full).
@@ -159,8 +162,11 @@ struct Staged {
     batch: AppendBatch,
     leaf_hashes: Vec<merkle::Hash>,
     registry: Option<Registry>,
-    seqs: HashMap<(ProbeId, u64), (u64, Vec<u8>)>,
     last_seqs: HashMap<ProbeId, u64>,
+    /// (seq, index) pairs accepted in this batch, per probe.
+    new_pairs: HashMap<ProbeId, Vec<(u64, u64)>>,
+    /// What `seq_tails` becomes for the probes of this batch once it is durable.
+    seq_tails: HashMap<ProbeId, Vec<(u64, u64)>>,
 }
 
 /// A fail point on the write path (compiled in only with the `failpoints` feature):
@@ -287,8 +293,9 @@ impl Writer {
             },
             leaf_hashes: Vec::new(),
             registry: None,
-            seqs: HashMap::new(),
             last_seqs: HashMap::new(),
+            new_pairs: HashMap::new(),
+            seq_tails: HashMap::new(),
         };
         let mut answers = Vec::with_capacity(work.len());
         let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
@@ -328,6 +335,7 @@ impl Writer {
             return Ok(answers);
         }
         failpoint("writer::before-append").map_err(|e| self.stop_writes(e))?;
+        self.stage_seq_blocks(&mut staged);
         let mut appender = None;
         if appended > 0 {
             failpoint("writer::merkle-update").map_err(|e| self.stop_writes(e))?;
@@ -377,6 +385,7 @@ impl Writer {
             }
             self.last_received_at = received_at;
             self.last_seqs.extend(staged.last_seqs);
+            self.seq_tails.extend(staged.seq_tails);
             if let Some(registry) = staged.registry {
                 self.registry = registry;
                 self.shared.publish_registry(self.registry.clone());
@@ -484,6 +493,7 @@ impl Writer {
         self.registry = opened.registry;
         self.shared.publish_registry(self.registry.clone());
         self.last_seqs = opened.last_seqs;
+        self.seq_tails = opened.seq_tails;
         self.appender = opened.appender;
         self.last_received_at = self.last_received_at.max(opened.last_received_at);
         self.shared.publish_size(self.appender.size());
@@ -554,19 +564,15 @@ impl Writer {
             );
         }
 
-        let probe_key = (observation.probe_id.clone(), observation.seq);
         let last_seq = staged
             .last_seqs
             .get(&observation.probe_id)
             .or_else(|| self.last_seqs.get(&observation.probe_id))
             .copied();
         if last_seq.is_some_and(|last| observation.seq <= last) {
-            let earlier = match staged.seqs.get(&probe_key) {
-                Some((index, earlier_body)) => Some((*index, earlier_body.clone())),
-                None => match self.stored_body(&observation.probe_id, observation.seq) {
-                    Ok(found) => found,
-                    Err(message) => return reject(RejectReason::Invalid, message),
-                },
+            let earlier = match self.earlier_body(staged, &observation.probe_id, observation.seq) {
+                Ok(found) => found,
+                Err(message) => return reject(RejectReason::Invalid, message),
             };
             return match earlier {
                 Some((index, earlier_body)) if earlier_body == body => Outcome::Duplicate { index },
@@ -619,47 +625,89 @@ impl Writer {
         let bytes = entry::encode_entry(
             index,
             received_at,
-            pb::log_entry::Payload::Observation(pb::SignedObservation {
-                body: body.clone(),
-                signature,
-            }),
+            pb::log_entry::Payload::Observation(pb::SignedObservation { body, signature }),
         );
         staged.leaf_hashes.push(merkle::leaf_hash(&bytes));
         staged.batch.entries.push(bytes);
         staged
-            .batch
-            .accepted_seqs
-            .push((observation.probe_id.to_string(), observation.seq, index));
+            .new_pairs
+            .entry(observation.probe_id.clone())
+            .or_default()
+            .push((observation.seq, index));
         staged
             .last_seqs
             .insert(observation.probe_id.clone(), observation.seq);
-        staged.seqs.insert(probe_key, (index, body));
         Outcome::Accepted { index }
     }
 
-    /// The body of the stored observation with this (probe, seq), if any.
+    /// Moves every probe's pairs of this batch behind its tail and stages each block of
+    /// `PAIRS_PER_BLOCK` that fills up for writing; the rest is the probe's new tail.
+    fn stage_seq_blocks(&self, staged: &mut Staged) {
+        for (probe_id, new_pairs) in std::mem::take(&mut staged.new_pairs) {
+            let mut tail = self.seq_tails.get(&probe_id).cloned().unwrap_or_default();
+            tail.extend(new_pairs);
+            let full = tail.len() / PAIRS_PER_BLOCK * PAIRS_PER_BLOCK;
+            for pairs in tail[..full].chunks(PAIRS_PER_BLOCK) {
+                staged.batch.seq_blocks.push(SeqBlock {
+                    probe_id: probe_id.to_string(),
+                    pairs: pairs.to_vec(),
+                });
+            }
+            tail.drain(..full);
+            staged.seq_tails.insert(probe_id, tail);
+        }
+    }
+
+    /// The index and body of the accepted observation with this (probe, seq), if any:
+    /// earlier in this batch, or stored.
+    fn earlier_body(
+        &self,
+        staged: &Staged,
+        probe_id: &ProbeId,
+        seq: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, String> {
+        let in_batch = staged.new_pairs.get(probe_id).and_then(|pairs| {
+            pairs
+                .binary_search_by_key(&seq, |&(s, _)| s)
+                .ok()
+                .map(|at| pairs[at].1)
+        });
+        match in_batch {
+            Some(index) => {
+                let bytes = &staged.batch.entries[(index - staged.batch.first_index) as usize];
+                observation_body(index, bytes).map(Some)
+            }
+            None => self.stored_body(probe_id, seq),
+        }
+    }
+
+    /// The body of the stored observation with this (probe, seq), if any: its index is in
+    /// the probe's in-memory tail or in a stored seq block.
     fn stored_body(&self, probe_id: &ProbeId, seq: u64) -> Result<Option<(u64, Vec<u8>)>, String> {
         let unreadable =
             |e: &dyn std::fmt::Display| format!("cannot read the earlier observation: {e}");
-        let Some(index) = self
-            .store
-            .seq_index(probe_id.as_str(), seq)
-            .map_err(|e| unreadable(&e))?
-        else {
-            return Ok(None);
+        let in_tail = self.seq_tails.get(probe_id).and_then(|tail| {
+            tail.binary_search_by_key(&seq, |&(s, _)| s)
+                .ok()
+                .map(|at| tail[at].1)
+        });
+        let index = match in_tail {
+            Some(index) => index,
+            None => match self
+                .store
+                .seq_index(probe_id.as_str(), seq)
+                .map_err(|e| unreadable(&e))?
+            {
+                Some(index) => index,
+                None => return Ok(None),
+            },
         };
         let bytes = self
             .store
             .entry(index)
             .map_err(|e| unreadable(&e))?
             .ok_or_else(|| unreadable(&format!("entry {index} is missing")))?;
-        match entry::decode_entry(&bytes)
-            .map_err(|e| unreadable(&e))?
-            .payload
-        {
-            entry::Payload::Observation { body, .. } => Ok(Some((index, body))),
-            _ => Err(unreadable(&format!("entry {index} is not an observation"))),
-        }
+        observation_body(index, &bytes).map(Some)
     }
 
     fn judge_command(
@@ -695,6 +743,19 @@ impl Writer {
                 CommandOutcome::Applied { index }
             }
         }
+    }
+}
+
+/// The signed body of the observation stored as entry `index`.
+fn observation_body(index: u64, bytes: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| format!("cannot read the earlier observation: {e}");
+    match entry::decode_entry(bytes)
+        .map_err(|e| unreadable(&e))?
+        .payload
+    {
+        entry::Payload::Observation { body, .. } => Ok((index, body)),
+        _ => Err(unreadable(&format!("entry {index} is not an observation"))),
     }
 }
 
