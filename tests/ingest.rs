@@ -375,3 +375,98 @@ async fn an_oversized_request_is_resource_exhausted_and_stores_nothing() {
         .await;
     assert!(accepted(&acks[0]));
 }
+
+/// The dedupe index keeps a probe's (seq, index) pairs in stored blocks of 64 and the newest
+/// ones in memory (rebuilt from the log on start): every earlier seq is found wherever it
+/// lives — in a block, in the in-memory tail, earlier in the same batch — before and after a
+/// restart, and a seq in a gap is STALE_SEQ.
+#[tokio::test]
+async fn earlier_seqs_are_found_in_blocks_in_the_tail_and_in_the_batch_across_restarts() {
+    let mut ledger = ledger_with_probe().await;
+    let p1 = key(1);
+    // Odd seqs 1..=299: 150 observations, so two full blocks of 64 and a tail of 22, sent
+    // in batches that do not line up with the blocks.
+    let seqs: Vec<u64> = (1..300).step_by(2).collect();
+    let mut index_of = std::collections::HashMap::new();
+    for batch in seqs.chunks(37) {
+        let acks = ledger
+            .submit(
+                batch
+                    .iter()
+                    .map(|&seq| observation(&p1, "p1", "svc", seq, T0, Status::Up))
+                    .collect(),
+            )
+            .await;
+        for (&seq, ack) in batch.iter().zip(&acks) {
+            assert!(accepted(ack), "seq {seq}: {}", ack.message);
+            index_of.insert(seq, ack.index);
+        }
+    }
+
+    for restarted in [false, true] {
+        if restarted {
+            ledger.restart().await;
+        }
+        let size = ledger.tree_size();
+        // The first block, the second block, the tail.
+        for seq in [1, 127, 129, 255, 257, 299] {
+            let acks = ledger
+                .submit(vec![observation(&p1, "p1", "svc", seq, T0, Status::Up)])
+                .await;
+            assert_eq!(
+                acks[0].status,
+                pb::AckStatus::Duplicate as i32,
+                "seq {seq} (restarted: {restarted}): {}",
+                acks[0].message
+            );
+            assert_eq!(acks[0].index, index_of[&seq], "seq {seq}");
+            let changed = ledger
+                .submit(vec![observation(&p1, "p1", "svc", seq, T0, Status::Down)])
+                .await;
+            assert_eq!(
+                rejected_for(&changed[0]),
+                RejectReason::Equivocation,
+                "seq {seq}"
+            );
+            let gap = ledger
+                .submit(vec![observation(&p1, "p1", "svc", seq + 1, T0, Status::Up)])
+                .await;
+            if seq < 299 {
+                assert_eq!(
+                    rejected_for(&gap[0]),
+                    RejectReason::StaleSeq,
+                    "seq {}",
+                    seq + 1
+                );
+            } else if !restarted {
+                assert!(accepted(&gap[0]), "300 is above the last seq");
+                index_of.insert(300, gap[0].index);
+            } else {
+                assert_eq!(
+                    gap[0].status,
+                    pb::AckStatus::Duplicate as i32,
+                    "300, from the tail rebuilt on start"
+                );
+                assert_eq!(gap[0].index, index_of[&300]);
+            }
+        }
+        if !restarted {
+            assert_eq!(ledger.tree_size(), size + 1, "only seq 300 was stored");
+        } else {
+            assert_eq!(ledger.tree_size(), size, "nothing was stored");
+        }
+    }
+
+    // Within one batch: a new seq, then its resend and a changed copy.
+    let acks = ledger
+        .submit(vec![
+            observation(&p1, "p1", "svc", 301, T0, Status::Up),
+            observation(&p1, "p1", "svc", 301, T0, Status::Up),
+            observation(&p1, "p1", "svc", 301, T0, Status::Down),
+        ])
+        .await;
+    assert!(accepted(&acks[0]));
+    assert_eq!(acks[1].status, pb::AckStatus::Duplicate as i32);
+    assert_eq!(acks[1].index, acks[0].index);
+    assert_eq!(rejected_for(&acks[2]), RejectReason::Equivocation);
+}
