@@ -96,12 +96,23 @@ impl Server {
         super::peak_rss_bytes(&self.child.id().to_string())
     }
 
+    /// A clean stop (SIGTERM: the ledger flushes and checkpoints), waited for.
     fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    /// A run that fails part way must not leave its server running: killed unless stopped.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
