@@ -176,6 +176,9 @@ pub struct Ledger {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     verifier: NoteVerifier,
     metrics: Arc<LedgerMetrics>,
+    /// One permit per core: batches verify at most that many at a time, in arrival order,
+    /// instead of every request's batch time-slicing the cores against the writer thread.
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ledger {
@@ -231,6 +234,9 @@ impl Ledger {
             writer_thread: Mutex::new(Some(writer_thread)),
             verifier,
             metrics,
+            verifying: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         }))
     }
 
@@ -283,9 +289,18 @@ impl Ledger {
         let events = if envelopes.len() < INLINE_VERIFY_LIMIT {
             verify_envelopes(&registry, envelopes)
         } else {
-            tokio::task::spawn_blocking(move || verify_envelopes(&registry, envelopes))
+            let permit = self
+                .verifying
+                .clone()
+                .acquire_owned()
                 .await
-                .map_err(|e| WriteError::Unavailable(format!("verification task failed: {e}")))?
+                .map_err(|_| self.stopped())?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                verify_envelopes(&registry, envelopes)
+            })
+            .await
+            .map_err(|e| WriteError::Unavailable(format!("verification task failed: {e}")))?
         };
         Ok(VerifiedBatch { events, started })
     }
