@@ -7,8 +7,9 @@
 #
 # Needs `apt-get install -y prometheus` (promtool comes with it) and python3. Histories
 # and the peers' ledger are built once through the real ingest path and cached under
-# bench-data/ (delete it to rebuild); on the project's 2-core machine a first run takes
-# about an hour, later ones about 15 minutes. Results: bench.json and
+# bench-data/ (delete it to rebuild); on the project's 2-core machine a first run took
+# about 30 minutes (12 for `bench all`, 17 for the peers, most of it building the caches
+# through ingest), later ones take about 10. Results: bench.json and
 # bench-data/peers/results.json, and the printed tables.
 set -eu
 cd "$(dirname "$0")/.."

@@ -5,8 +5,8 @@ One run, from the repository root, after ``cargo build --release``:
 
     python3 bench/peers/run.py            # 365 days, about 9.5M samples
 
-On the project's 2-core machine a year with --per-probe took about 30 minutes to build the
-ledger through the ingest path (cached for later runs) and about 7 minutes for the rest.
+On the project's 2-core machine a year with --per-probe took about 12 minutes to build the
+ledger through the ingest path (cached for later runs) and about 5 minutes for the rest.
 
 1. generates the history (bench/peers/gen.py: one service, 3 probes, 10-second checks,
    seeded; the peer kit's svc-01) and its exact answers by DESIGN.md's semantics;

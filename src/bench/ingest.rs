@@ -168,8 +168,32 @@ async fn set_up(server: &Server, keys: &[SigningKey]) -> BenchResult<()> {
     Ok(())
 }
 
+/// Probe `probe`'s observation number `i` (seq `first_seq + i`), signed by `key`.
+fn signed_observation(
+    key: &SigningKey,
+    probe: usize,
+    i: usize,
+    first_seq: u64,
+    observed_at: i64,
+) -> pb::SignedObservation {
+    let observation = Observation {
+        probe_id: ProbeId::parse(&format!("probe-{probe}")).expect("valid id"),
+        service_id: ServiceId::parse(&format!("svc-{}", (probe + i) % SERVICES)).expect("valid id"),
+        seq: first_seq + i as u64,
+        observed_at,
+        status: if (probe + i).is_multiple_of(97) {
+            Status::Down
+        } else {
+            Status::Up
+        },
+        latency_ms: 35,
+        detail: String::new(),
+    };
+    crate::client::sign_observation(key, &observation)
+}
+
 /// `per_probe` signed observations from each probe, seqs `first_seq..`, in seq order
-/// (`result[p]` is probe `p`'s).
+/// (`result[p]` is probe `p`'s), signed on every core.
 fn presign(
     keys: &[SigningKey],
     per_probe: usize,
@@ -178,44 +202,17 @@ fn presign(
     let now = now_millis();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let probes_per_thread = keys.len().div_ceil(threads);
+    let sign_probe = |probe: usize| -> Vec<pb::SignedObservation> {
+        (0..per_probe)
+            .map(|i| signed_observation(&keys[probe], probe, i, first_seq, now))
+            .collect()
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = keys
-            .chunks(probes_per_thread)
-            .enumerate()
-            .map(|(t, chunk)| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(offset, key)| {
-                            let probe = t * probes_per_thread + offset;
-                            let probe_id =
-                                ProbeId::parse(&format!("probe-{probe}")).expect("valid id");
-                            (0..per_probe)
-                                .map(|i| {
-                                    let observation = Observation {
-                                        probe_id: probe_id.clone(),
-                                        service_id: ServiceId::parse(&format!(
-                                            "svc-{}",
-                                            (probe + i) % SERVICES
-                                        ))
-                                        .expect("valid id"),
-                                        seq: first_seq + i as u64,
-                                        observed_at: now,
-                                        status: if (probe + i).is_multiple_of(97) {
-                                            Status::Down
-                                        } else {
-                                            Status::Up
-                                        },
-                                        latency_ms: 35,
-                                        detail: String::new(),
-                                    };
-                                    crate::client::sign_observation(key, &observation)
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .collect::<Vec<_>>()
-                })
+        let handles: Vec<_> = (0..keys.len())
+            .step_by(probes_per_thread)
+            .map(|first| {
+                let probes = first..(first + probes_per_thread).min(keys.len());
+                scope.spawn(move || probes.map(sign_probe).collect::<Vec<_>>())
             })
             .collect();
         handles
@@ -225,29 +222,33 @@ fn presign(
     })
 }
 
-/// The observations of probes `lane, lane + lanes, lane + 2 lanes, …`, interleaved round
-/// robin, each probe's in seq order. Lanes share no probe, so whatever order concurrent
-/// lanes reach the server in, every probe's observations arrive in seq order, as a real
-/// probe sends them (a later seq overtaking an earlier one would make it `STALE_SEQ`).
-fn lane(
-    per_probe: &mut [Vec<pb::SignedObservation>],
-    lane: usize,
-    lanes: usize,
-) -> Vec<pb::SignedObservation> {
-    let mut mine: Vec<std::vec::IntoIter<pb::SignedObservation>> = per_probe
-        .iter_mut()
-        .skip(lane)
-        .step_by(lanes)
-        .map(|o| std::mem::take(o).into_iter())
-        .collect();
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        out.extend(mine.iter_mut().filter_map(Iterator::next));
-        if out.len() == before {
-            return out;
-        }
+/// Splits the probes' observations into `count` lanes: lane `l` holds probes `l, l + count,
+/// l + 2 count, …`, interleaved round robin, each probe's in seq order. Lanes share no
+/// probe, so whatever order concurrent lanes reach the server in, every probe's
+/// observations arrive in seq order, as a real probe sends them (a later seq overtaking an
+/// earlier one would make it `STALE_SEQ`).
+fn lanes(
+    per_probe: Vec<Vec<pb::SignedObservation>>,
+    count: usize,
+) -> Vec<Vec<pb::SignedObservation>> {
+    let mut sources: Vec<Vec<std::vec::IntoIter<pb::SignedObservation>>> =
+        (0..count).map(|_| Vec::new()).collect();
+    for (probe, observations) in per_probe.into_iter().enumerate() {
+        sources[probe % count].push(observations.into_iter());
     }
+    sources
+        .into_iter()
+        .map(|mut probes| {
+            let mut lane = Vec::new();
+            loop {
+                let before = lane.len();
+                lane.extend(probes.iter_mut().filter_map(Iterator::next));
+                if lane.len() == before {
+                    return lane;
+                }
+            }
+        })
+        .collect()
 }
 
 /// Counts acknowledgements; anything but ACCEPTED means the load generator is broken
@@ -270,14 +271,11 @@ fn count_accepted(acks: &[pb::Ack]) -> Result<usize, String> {
 /// in flight; acknowledged observations per second.
 async fn submit_closed_loop(
     channel: Channel,
-    mut observations: Vec<Vec<pb::SignedObservation>>,
+    observations: Vec<Vec<pb::SignedObservation>>,
 ) -> BenchResult<f64> {
-    let lanes: Vec<Vec<pb::SignedObservation>> = (0..CONCURRENT_BATCHES)
-        .map(|l| lane(&mut observations, l, CONCURRENT_BATCHES))
-        .collect();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for lane in lanes {
+    for lane in lanes(observations, CONCURRENT_BATCHES) {
         let mut client = IngestServiceClient::new(channel.clone());
         workers.push(tokio::spawn(async move {
             let mut acknowledged = 0usize;
@@ -305,14 +303,11 @@ async fn submit_closed_loop(
 /// `STREAMS` SubmitStreams at once, each with its own probes; acknowledged per second.
 async fn stream_closed_loop(
     channel: Channel,
-    mut observations: Vec<Vec<pb::SignedObservation>>,
+    observations: Vec<Vec<pb::SignedObservation>>,
 ) -> BenchResult<f64> {
-    let lanes: Vec<Vec<pb::SignedObservation>> = (0..STREAMS)
-        .map(|l| lane(&mut observations, l, STREAMS))
-        .collect();
     let started = Instant::now();
     let mut workers = Vec::new();
-    for part in lanes {
+    for part in lanes(observations, STREAMS) {
         let mut client = IngestServiceClient::new(channel.clone());
         workers.push(tokio::spawn(async move {
             let requests = tokio_stream::iter(part.into_iter().map(|o| pb::SubmitStreamRequest {
@@ -345,18 +340,16 @@ async fn stream_closed_loop(
 /// that falls behind is charged for the wait (no coordinated omission).
 async fn latency_at(
     channel: Channel,
-    mut observations: Vec<Vec<pb::SignedObservation>>,
+    observations: Vec<Vec<pb::SignedObservation>>,
     rate: f64,
 ) -> BenchResult<Latency> {
     let interval = Duration::from_secs_f64(LATENCY_BATCH as f64 / rate);
     let probes = observations.len();
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut senders = Vec::new();
-    for (probe, mine) in observations.iter_mut().enumerate() {
-        let batches: Vec<Vec<pb::SignedObservation>> = std::mem::take(mine)
-            .chunks(LATENCY_BATCH)
-            .map(<[_]>::to_vec)
-            .collect();
+    for (probe, mine) in observations.into_iter().enumerate() {
+        let batches: Vec<Vec<pb::SignedObservation>> =
+            mine.chunks(LATENCY_BATCH).map(<[_]>::to_vec).collect();
         let mut client = IngestServiceClient::new(channel.clone());
         senders.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(batches.len());

@@ -158,12 +158,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // Rebuild and audit use the largest history.
+    let largest = || {
+        histories
+            .last()
+            .ok_or_else(|| anyhow!("no history was built"))
+    };
     let mut rebuilds = Vec::new();
     if matches!(args.which, Which::Rebuild | Which::All) {
         println!("\n# projection rebuild from the log");
-        let largest = histories
-            .last()
-            .ok_or_else(|| anyhow!("no history was built"))?;
+        let largest = largest()?;
         let result = query::run_rebuild(largest).await.map_err(|e| anyhow!(e))?;
         println!(
             "{} entries in {:.2} s = {:.0} entries/s; {} retained runs, {} bytes of projection heap ({:.0} bytes/run); log on disk {} bytes",
@@ -175,9 +179,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut audits = Vec::new();
     if matches!(args.which, Which::Audit | Which::All) {
         println!("\n# audit: the `audit` command's download and verification of the whole log");
-        let largest = histories
-            .last()
-            .ok_or_else(|| anyhow!("no history was built"))?;
+        let largest = largest()?;
         let result = audit::run(largest).await.map_err(|e| anyhow!(e))?;
         let ratio = result.verify_entries_per_cpu_s / machine.verify_batch256_per_cpu_s;
         let ratio_wall =

@@ -5,7 +5,8 @@
 //! one key per entry or per accepted seq costs far more than the bytes stored: measured
 //! with 126-byte entries in commits of 2,048, one key per entry is 2.4× the raw bytes on
 //! disk at 66k entries/s, and adding one dedupe key per observation (256 probes) makes it
-//! 6.3× at 43k/s; chunks of 32 entries are 1.7× at ~700k/s (BENCHMARKS.md, "Disk").
+//! 6.3× at 43k/s; chunks of 32 entries are 1.7× at ~700k/s (`examples/sledamp.rs`;
+//! ARCHITECTURE.md, "Storage layout").
 //!
 //! Both encodings are plain LEB128 varints (prost's), so a value never needs a schema:
 //! - entry chunk: `(len, bytes)` for each entry, in index order; the chunk's key holds the
@@ -18,9 +19,11 @@
 
 use prost::encoding::{decode_varint, encode_varint};
 
-/// Most entries in one chunk. A sled leaf holds up to 17 values and sled writes a value
-/// above 128 KiB (its segment size / 4) to a file of its own; 32 entries of a few hundred
-/// bytes keep a leaf well under that, and more entries per chunk gain nothing measurable.
+/// Most entries in one chunk. sled splits a leaf after 16 values and writes a page larger
+/// than 128 KiB (its segment size / 4) to a blob file of its own: with typical entries
+/// (~130 bytes) a leaf of 32-entry chunks is ~70 KiB; entries with the longest details
+/// (~500 bytes) can push a leaf into a blob file, which is correct (blob files are
+/// fsynced too) but slower. 16–64 entries per chunk measured the same (`sledamp`).
 pub const ENTRIES_PER_CHUNK: usize = 32;
 
 /// (seq, index) pairs per stored seq block; a probe's newer pairs wait in memory (and are
@@ -92,6 +95,14 @@ pub fn encode_block(pairs: &[(u64, u64)]) -> Vec<u8> {
     out
 }
 
+/// The index paired with `seq` in a probe's pairs (sorted by seq), if any.
+pub fn index_of_seq(pairs: &[(u64, u64)], seq: u64) -> Option<u64> {
+    pairs
+        .binary_search_by_key(&seq, |&(s, _)| s)
+        .ok()
+        .map(|at| pairs[at].1)
+}
+
 /// The (seq, index) pairs of a block value, in order.
 pub fn decode_block(mut value: &[u8]) -> Result<Vec<(u64, u64)>, Malformed> {
     let mut pairs: Vec<(u64, u64)> = Vec::new();
@@ -155,6 +166,15 @@ mod tests {
             encode_block(&[(1, 1), (2, 2)]).len() == 4,
             "small deltas, one byte each"
         );
+    }
+
+    #[test]
+    fn a_seq_is_found_only_where_it_is() {
+        let pairs = [(3, 10), (5, 11), (9, 40)];
+        assert_eq!(index_of_seq(&pairs, 5), Some(11));
+        assert_eq!(index_of_seq(&pairs, 9), Some(40));
+        assert_eq!(index_of_seq(&pairs, 4), None);
+        assert_eq!(index_of_seq(&[], 4), None);
     }
 
     #[test]

@@ -400,7 +400,8 @@ impl ChunkedEntries {
     fn fill(&mut self) -> Result<(), StoreError> {
         let db = current_db(&self.slot)?;
         let until = self.end.min(self.next.saturating_add(ENTRY_CHUNK));
-        // The chunk holding `next` may start before it.
+        // The chunk holding `next` may start before it (whether it reaches `next` is
+        // checked below, with every other chunk).
         let start = match chunk_at(&db, self.next)? {
             Some((first, _)) => first,
             None => {
@@ -451,7 +452,8 @@ impl Iterator for ChunkedEntries {
     }
 }
 
-/// The chunk holding entry `index`, if one does: (its first index, its value).
+/// The last chunk that starts at or before entry `index`: (its first index, its value).
+/// Whether it reaches `index` is for the caller to see when it decodes the chunk.
 fn chunk_at(db: &sled::Db, index: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
     let Some((key, value)) = db
         .range(index_key(CHUNK, 0)..=index_key(CHUNK, index))
@@ -461,11 +463,7 @@ fn chunk_at(db: &sled::Db, index: u64) -> Result<Option<(u64, sled::IVec)>, Stor
     else {
         return Ok(None);
     };
-    let first = be_u64(&key[1..])?;
-    let count = packing::decode_chunk(&value)
-        .map_err(malformed(&key))?
-        .len() as u64;
-    Ok((index < first + count).then_some((first, value)))
+    Ok(Some((be_u64(&key[1..])?, value)))
 }
 
 impl LogStore for SledStore {
@@ -545,7 +543,10 @@ impl LogStore for SledStore {
             return Ok(None);
         };
         let entries = packing::decode_chunk(&value).map_err(malformed(&index_key(CHUNK, first)))?;
-        Ok(Some(entries[(index - first) as usize].to_vec()))
+        Ok(usize::try_from(index - first)
+            .ok()
+            .and_then(|offset| entries.get(offset))
+            .map(|entry| entry.to_vec()))
     }
 
     fn entries(&self, range: Range<u64>) -> EntryIter {
@@ -580,10 +581,7 @@ impl LogStore for SledStore {
             return Ok(None);
         };
         let pairs = packing::decode_block(&value).map_err(malformed(&key))?;
-        Ok(pairs
-            .binary_search_by_key(&seq, |&(s, _)| s)
-            .ok()
-            .map(|at| pairs[at].1))
+        Ok(packing::index_of_seq(&pairs, seq))
     }
 
     fn last_block_seq(&self, probe_id: &str) -> Result<Option<u64>, StoreError> {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
 
+use super::packing::index_of_seq;
 use super::registry::{CommandCheck, CommandRefusal, Registry};
 use super::shared::Shared;
 use super::store::{AppendBatch, LogStore, SeqBlock, StoreError, PAIRS_PER_BLOCK};
@@ -666,12 +667,10 @@ impl Writer {
         probe_id: &ProbeId,
         seq: u64,
     ) -> Result<Option<(u64, Vec<u8>)>, String> {
-        let in_batch = staged.new_pairs.get(probe_id).and_then(|pairs| {
-            pairs
-                .binary_search_by_key(&seq, |&(s, _)| s)
-                .ok()
-                .map(|at| pairs[at].1)
-        });
+        let in_batch = staged
+            .new_pairs
+            .get(probe_id)
+            .and_then(|pairs| index_of_seq(pairs, seq));
         match in_batch {
             Some(index) => {
                 let bytes = &staged.batch.entries[(index - staged.batch.first_index) as usize];
@@ -686,11 +685,10 @@ impl Writer {
     fn stored_body(&self, probe_id: &ProbeId, seq: u64) -> Result<Option<(u64, Vec<u8>)>, String> {
         let unreadable =
             |e: &dyn std::fmt::Display| format!("cannot read the earlier observation: {e}");
-        let in_tail = self.seq_tails.get(probe_id).and_then(|tail| {
-            tail.binary_search_by_key(&seq, |&(s, _)| s)
-                .ok()
-                .map(|at| tail[at].1)
-        });
+        let in_tail = self
+            .seq_tails
+            .get(probe_id)
+            .and_then(|tail| index_of_seq(tail, seq));
         let index = match in_tail {
             Some(index) => index,
             None => match self
