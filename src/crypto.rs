@@ -70,6 +70,7 @@ pub fn verify(
 }
 
 /// One signature to check.
+#[derive(Clone)]
 pub struct SignedItem<'a> {
     pub key: &'a VerifyingKey,
     pub context: SigningContext,
@@ -81,22 +82,41 @@ pub struct SignedItem<'a> {
 /// verification first (about twice as fast); if the batch fails, single verification finds
 /// exactly which items are bad.
 pub fn verify_many(items: &[SignedItem<'_>]) -> Vec<bool> {
-    if items.len() >= BATCH_THRESHOLD {
-        let messages: Vec<Vec<u8>> = items
-            .iter()
-            .map(|item| signed_message(item.context, item.body))
-            .collect();
-        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let signatures: Vec<Signature> = items.iter().map(|item| *item.signature).collect();
-        let keys: Vec<VerifyingKey> = items.iter().map(|item| *item.key).collect();
-        if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
-            return vec![true; items.len()];
-        }
+    if items.len() >= BATCH_THRESHOLD && all_verify(items) {
+        return vec![true; items.len()];
     }
     items
         .iter()
         .map(|item| verify(item.key, item.context, item.body, item.signature))
         .collect()
+}
+
+/// Verifies several independent groups (the batches of different requests), answering per
+/// item of each group. All groups go through one Ed25519 batch first, which costs less per
+/// signature the larger it is; if it fails, each group is verified on its own
+/// ([`verify_many`]), so a bad signature in one group costs the others one retry, never a
+/// wrong answer.
+pub fn verify_groups(groups: &[Vec<SignedItem<'_>>]) -> Vec<Vec<bool>> {
+    let total: usize = groups.iter().map(Vec::len).sum();
+    if groups.len() > 1 && total >= BATCH_THRESHOLD {
+        let all: Vec<SignedItem<'_>> = groups.iter().flatten().cloned().collect();
+        if all_verify(&all) {
+            return groups.iter().map(|group| vec![true; group.len()]).collect();
+        }
+    }
+    groups.iter().map(|group| verify_many(group)).collect()
+}
+
+/// One Ed25519 batch verification: true only if every signature verifies.
+fn all_verify(items: &[SignedItem<'_>]) -> bool {
+    let messages: Vec<Vec<u8>> = items
+        .iter()
+        .map(|item| signed_message(item.context, item.body))
+        .collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<Signature> = items.iter().map(|item| *item.signature).collect();
+    let keys: Vec<VerifyingKey> = items.iter().map(|item| *item.key).collect();
+    ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +302,59 @@ mod tests {
         let bad: Vec<usize> = (0..20).filter(|&i| !verdicts[i]).collect();
         assert_eq!(bad, vec![3, 17]);
         assert!(verify_many(&items[5..15]).iter().all(|&ok| ok));
+    }
+
+    #[test]
+    fn verify_groups_answers_each_group_and_a_bad_signature_stays_in_its_group() {
+        let keys: Vec<SigningKey> = (0..30).map(key).collect();
+        let public: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        let bodies: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; 12]).collect();
+        let mut signatures: Vec<Signature> = keys
+            .iter()
+            .zip(&bodies)
+            .map(|(k, b)| Signature::from_bytes(&sign(k, SigningContext::Observation, b)))
+            .collect();
+        fn items<'a>(
+            public: &'a [VerifyingKey],
+            bodies: &'a [Vec<u8>],
+            signatures: &'a [Signature],
+        ) -> Vec<SignedItem<'a>> {
+            (0..30)
+                .map(|i| SignedItem {
+                    key: &public[i],
+                    context: SigningContext::Observation,
+                    body: &bodies[i],
+                    signature: &signatures[i],
+                })
+                .collect()
+        }
+        // Groups of 3, 20 and 7: sizes below and above the batch threshold.
+        fn split(items: Vec<SignedItem<'_>>) -> Vec<Vec<SignedItem<'_>>> {
+            let mut items = items.into_iter();
+            [3, 20, 7]
+                .iter()
+                .map(|&n| items.by_ref().take(n).collect())
+                .collect()
+        }
+        let all_good = verify_groups(&split(items(&public, &bodies, &signatures)));
+        assert_eq!(
+            all_good.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 20, 7]
+        );
+        assert!(all_good.iter().flatten().all(|&ok| ok));
+
+        // Item 10 (group 1) signed by another key, item 25 (group 2) for another context.
+        signatures[10] =
+            Signature::from_bytes(&sign(&keys[11], SigningContext::Observation, &bodies[10]));
+        signatures[25] =
+            Signature::from_bytes(&sign(&keys[25], SigningContext::Command, &bodies[25]));
+        let verdicts = verify_groups(&split(items(&public, &bodies, &signatures)));
+        assert!(verdicts[0].iter().all(|&ok| ok));
+        let bad_1: Vec<usize> = (0..20).filter(|&i| !verdicts[1][i]).collect();
+        assert_eq!(bad_1, vec![7]);
+        let bad_2: Vec<usize> = (0..7).filter(|&i| !verdicts[2][i]).collect();
+        assert_eq!(bad_2, vec![2]);
+        assert!(verify_groups(&[]).is_empty());
     }
 
     #[test]

@@ -35,8 +35,7 @@ pub struct IngestResult {
     pub observations: usize,
     pub submit_per_s: f64,
     pub stream_per_s: f64,
-    /// (fraction of the Submit maximum, offered rate, ack latency).
-    pub latency_at_load: Vec<(f64, f64, Latency)>,
+    pub latency_at_load: Vec<LoadPoint>,
     /// The server's CPU over the whole run (all phases, including the open-loop ones).
     pub server_cpu_cores: f64,
     /// The server's and the load generator's CPU during the Submit closed loop.
@@ -45,6 +44,19 @@ pub struct IngestResult {
     pub server_peak_rss_bytes: u64,
     pub disk_bytes_per_observation: f64,
     pub raw_entry_bytes_per_observation: f64,
+}
+
+/// One open-loop phase: ack latency at a fraction of the Submit maximum, and what the
+/// machine was doing meanwhile (the load generator runs on the same cores).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadPoint {
+    pub fraction: f64,
+    pub offered_per_s: f64,
+    pub latency: Latency,
+    pub server_cpu_cores: f64,
+    pub generator_cpu_cores: f64,
+    /// Share of the machine's CPU time the hypervisor gave to other guests.
+    pub steal_percent: f64,
 }
 
 /// A `serve` child process on a fresh data directory.
@@ -417,11 +429,21 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
         let per_probe = calls_per_probe * LATENCY_BATCH;
         let observations = presign(&keys, per_probe, next_seq);
         next_seq += per_probe as u64;
-        latency_at_load.push((
+        let (server_cpu, generator_cpu) = (server.cpu_seconds(), super::cpu_seconds("self"));
+        let (ticks, stolen) = super::machine_ticks();
+        let started = Instant::now();
+        let latency = latency_at(channel.clone(), observations, rate).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (ticks_after, stolen_after) = super::machine_ticks();
+        latency_at_load.push(LoadPoint {
             fraction,
-            rate,
-            latency_at(channel.clone(), observations, rate).await?,
-        ));
+            offered_per_s: rate,
+            latency,
+            server_cpu_cores: (server.cpu_seconds() - server_cpu) / seconds,
+            generator_cpu_cores: (super::cpu_seconds("self") - generator_cpu) / seconds,
+            steal_percent: 100.0 * (stolen_after - stolen) as f64
+                / (ticks_after - ticks).max(1) as f64,
+        });
     }
     let cpu = server.cpu_seconds() - cpu_before;
     let cpu_cores = cpu / wall.elapsed().as_secs_f64();

@@ -70,6 +70,25 @@ pub fn thread_cpu_seconds() -> f64 {
         .map_or_else(|| cpu_seconds("thread-self"), |ns| ns / 1e9)
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`: (all ticks, ticks
+/// stolen by the hypervisor for other guests); zeros where unknown.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let all = ticks.iter().take(8).sum();
+    (all, ticks.get(7).copied().unwrap_or(0))
+}
+
 /// Peak resident set size of process `pid` (or `"self"`), from `/proc`; 0 where unknown.
 pub fn peak_rss_bytes(pid: &str) -> u64 {
     proc_status_bytes(pid, "VmHWM:")

@@ -92,9 +92,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ingest::STREAMS,
             result.stream_per_s
         );
-        for (fraction, rate, latency) in &result.latency_at_load {
-            println!("ack latency at {:.0} % of max ({rate:.0} obs/s offered, batches of {}): p50 {:.1} ms, p99 {:.1} ms",
-                fraction * 100.0, ingest::LATENCY_BATCH, latency.p50_us / 1000.0, latency.p99_us / 1000.0);
+        for point in &result.latency_at_load {
+            println!("ack latency at {:.0} % of max ({:.0} obs/s offered, batches of {}): p50 {:.1} ms, p99 {:.1} ms; server {:.2} cores, load generator {:.2}, stolen by the host {:.1} %",
+                point.fraction * 100.0, point.offered_per_s, ingest::LATENCY_BATCH,
+                point.latency.p50_us / 1000.0, point.latency.p99_us / 1000.0,
+                point.server_cpu_cores, point.generator_cpu_cores, point.steal_percent);
         }
         println!("server over the whole run: {:.2} cores, peak RSS {:.0} MiB; disk {:.0} bytes/observation for {:.0} raw entry bytes ({:.2}x)",
             result.server_cpu_cores, result.server_peak_rss_bytes as f64 / 1048576.0, result.disk_bytes_per_observation,

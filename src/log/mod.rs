@@ -5,13 +5,15 @@
 //! - `registry`: admin keys, services, probes and maintenance ids, as the log made them;
 //! - `writer`: the single writer thread (judging, group commit, checkpoints);
 //! - `recovery`: opening a data directory, verifying it, rebuilding derived state;
-//! - `shared`: what the writer publishes to readers.
+//! - `shared`: what the writer publishes to readers;
+//! - `verify_pool`: the threads that verify signatures, batched across requests.
 
 mod packing;
 mod recovery;
 pub mod registry;
 mod shared;
 pub mod store;
+mod verify_pool;
 mod witness;
 mod writer;
 
@@ -40,7 +42,8 @@ pub use writer::{CommandOutcome, WriteError, MAX_EVENTS_PER_COMMIT};
 use writer::WriteOp;
 pub use writer::{VerifiedCommand, VerifiedObservation};
 
-/// Below this many signatures, verifying inline is cheaper than a hop to a blocking thread.
+/// Below this many signatures, verifying inline is cheaper than a hop to a verification
+/// thread.
 const INLINE_VERIFY_LIMIT: usize = 8;
 /// Queued write requests; beyond this, submitters wait (back-pressure instead of memory).
 const WRITE_QUEUE_DEPTH: usize = 1024;
@@ -176,9 +179,9 @@ pub struct Ledger {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     verifier: NoteVerifier,
     metrics: Arc<LedgerMetrics>,
-    /// One permit per core: batches verify at most that many at a time, in arrival order,
+    /// One thread per core: batches verify at most that many at a time, in arrival order,
     /// instead of every request's batch time-slicing the cores against the writer thread.
-    verifying: Arc<tokio::sync::Semaphore>,
+    verifying: verify_pool::VerifyPool,
 }
 
 impl Ledger {
@@ -227,6 +230,10 @@ impl Ledger {
             .spawn(move || writer.run(receiver))
             .map_err(|e| OpenError::Storage(format!("cannot start the writer thread: {e}")))?;
         spawn_checkpoint_ticker(sender.downgrade(), config.checkpoint_interval);
+        let verifying = verify_pool::VerifyPool::start(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )
+        .map_err(|e| OpenError::Storage(format!("cannot start the verification threads: {e}")))?;
         Ok(Arc::new(Ledger {
             store: opened.store,
             shared,
@@ -234,9 +241,7 @@ impl Ledger {
             writer_thread: Mutex::new(Some(writer_thread)),
             verifier,
             metrics,
-            verifying: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            )),
+            verifying,
         }))
     }
 
@@ -289,18 +294,14 @@ impl Ledger {
         let events = if envelopes.len() < INLINE_VERIFY_LIMIT {
             verify_envelopes(&registry, envelopes)
         } else {
-            let permit = self
-                .verifying
-                .clone()
-                .acquire_owned()
+            self.verifying
+                .verify(registry, envelopes)
                 .await
-                .map_err(|_| self.stopped())?;
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                verify_envelopes(&registry, envelopes)
-            })
-            .await
-            .map_err(|e| WriteError::Unavailable(format!("verification task failed: {e}")))?
+                .ok_or_else(|| {
+                    WriteError::Unavailable(
+                        "the batch could not be verified (the ledger is shutting down)".into(),
+                    )
+                })?
         };
         Ok(VerifiedBatch { events, started })
     }
@@ -494,36 +495,67 @@ pub fn verify_envelopes(
     registry: &Registry,
     envelopes: Vec<Envelope>,
 ) -> Vec<Result<VerifiedObservation, Rejection>> {
-    let mut candidates = Vec::with_capacity(envelopes.len());
-    for envelope in envelopes {
-        candidates.push(precheck(registry, envelope));
-    }
-    let items: Vec<SignedItem<'_>> = candidates
-        .iter()
-        .filter_map(|c| c.as_ref().ok())
-        .map(|(verified, signature)| SignedItem {
-            key: &verified.key,
-            context: SigningContext::Observation,
-            body: &verified.body,
-            signature,
+    verify_batches(vec![(registry, envelopes)])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`verify_envelopes`] for several batches at once (the requests a verification thread
+/// took together), each with the registry it was received under. The signatures of all of
+/// them go through one Ed25519 batch, which costs less per signature the larger it is; a
+/// bad signature only makes its own batch be verified again on its own.
+pub fn verify_batches(
+    batches: Vec<(&Registry, Vec<Envelope>)>,
+) -> Vec<Vec<Result<VerifiedObservation, Rejection>>> {
+    let candidates: Vec<Vec<_>> = batches
+        .into_iter()
+        .map(|(registry, envelopes)| {
+            envelopes
+                .into_iter()
+                .map(|envelope| precheck(registry, envelope))
+                .collect()
         })
         .collect();
-    let mut verdicts = crypto::verify_many(&items).into_iter();
+    let verdicts = {
+        let groups: Vec<Vec<SignedItem<'_>>> = candidates
+            .iter()
+            .map(|batch: &Vec<_>| {
+                batch
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok())
+                    .map(|(verified, signature)| SignedItem {
+                        key: &verified.key,
+                        context: SigningContext::Observation,
+                        body: &verified.body,
+                        signature,
+                    })
+                    .collect()
+            })
+            .collect();
+        crypto::verify_groups(&groups)
+    };
     candidates
         .into_iter()
-        .map(|candidate| {
-            let (verified, _) = candidate?;
-            if verdicts.next().unwrap_or(false) {
-                Ok(verified)
-            } else {
-                Err(Rejection::new(
-                    RejectReason::BadSignature,
-                    format!(
-                        "the signature does not verify with probe {}'s registered key",
-                        verified.observation.probe_id
-                    ),
-                ))
-            }
+        .zip(verdicts)
+        .map(|(batch, verdicts)| {
+            let mut verdicts = verdicts.into_iter();
+            batch
+                .into_iter()
+                .map(|candidate| {
+                    let (verified, _) = candidate?;
+                    if verdicts.next().unwrap_or(false) {
+                        Ok(verified)
+                    } else {
+                        Err(Rejection::new(
+                            RejectReason::BadSignature,
+                            format!(
+                                "the signature does not verify with probe {}'s registered key",
+                                verified.observation.probe_id
+                            ),
+                        ))
+                    }
+                })
+                .collect()
         })
         .collect()
 }
