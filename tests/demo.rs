@@ -63,6 +63,11 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
         &format!("/api/v1/services/registry.business/availability?{day}"),
     )
     .await;
+    // The demo announces itself only once its projections include the whole backfill.
+    assert!(
+        flapping["tree_size"].as_u64().unwrap() >= 25_920,
+        "{flapping}"
+    );
     let availability = flapping["availability"].as_f64().unwrap();
     assert!((0.95..0.99).contains(&availability), "{flapping}");
     let incidents = json(

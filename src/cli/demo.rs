@@ -29,6 +29,7 @@ use uptime_ledger::pb::admin_service_client::AdminServiceClient;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::probe::agent::{Agent, Mode};
 use uptime_ledger::probe::config;
+use uptime_ledger::projector::Projections;
 
 use super::limits::LimitArgs;
 use super::serve::{shutdown_signal, SecurityArgs, ServeArgs, Server};
@@ -112,6 +113,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let grpc_addr = server.grpc_addr()?;
     let http_addr = server.http_addr()?;
     let verifier = server.ledger.verifier().to_string();
+    let (ledger, projections) = (server.ledger.clone(), server.projections.clone());
 
     let (stop_server, server_stopped) = tokio::sync::watch::channel(false);
     let mut serving = tokio::spawn(server.serve_until(wait_for(server_stopped)));
@@ -130,6 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let script = Script::new(anchor);
             set_up(&data_dir, &script, channel.clone()).await?;
             backfill(&data_dir, &script, args.history, channel.clone()).await?;
+            projections_include(&projections, ledger.tree_size()).await?;
             std::fs::write(data_dir.join(ANCHOR_FILE), anchor.to_string())
                 .context("cannot write the demo's anchor file")?;
             script
@@ -191,6 +194,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir.display(),
         data_dir.display()
     );
+    Ok(())
+}
+
+/// Waits until the projections include the first `tree_size` entries, so the status page
+/// shows the backfilled history as soon as the demo prints its address (the projector
+/// follows checkpoints, signed every 500 ms).
+async fn projections_include(projections: &Projections, tree_size: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while projections.read().tree_size < tree_size {
+        if Instant::now() > deadline {
+            bail!(
+                "the projections did not reach the backfilled history ({tree_size} entries) within 60 s"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 
