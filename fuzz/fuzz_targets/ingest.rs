@@ -1,6 +1,7 @@
 //! Untrusted request bytes through the functions the server runs on them: the protobuf
 //! decoding tonic does for `Submit`, `SubmitStream` and `Apply`, then ingest rules 1–3
-//! (`log::verify_envelopes`) and the command checks (`log::verify_command`,
+//! (`log::verify_envelopes`, and `log::verify_batches` as the verification pool runs it on
+//! several requests at once) and the command checks (`log::verify_command`,
 //! `Registry::check`, `Registry::apply`) against a registry with one service and one
 //! probe; and the stored-entry decoder that recovery and `audit` run on log bytes.
 //!
@@ -25,7 +26,7 @@ use uptime_ledger::domain::{
 };
 use uptime_ledger::entry;
 use uptime_ledger::log::registry::CommandCheck;
-use uptime_ledger::log::{verify_command, verify_envelopes, Envelope, Registry};
+use uptime_ledger::log::{verify_batches, verify_command, verify_envelopes, Envelope, Registry};
 use uptime_ledger::pb;
 
 struct World {
@@ -95,7 +96,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(request) = pb::SubmitRequest::decode(data) {
         let envelopes: Vec<Envelope> = request.observations.into_iter().map(envelope).collect();
         let count = envelopes.len();
-        assert_eq!(verify_envelopes(&world.registry, envelopes).len(), count);
+        assert_eq!(verify_envelopes(&world.registry, envelopes.clone()).len(), count);
+        // As the verification pool runs it: together with another request's batch.
+        let together = verify_batches(vec![
+            (&world.registry, envelopes.clone()),
+            (&world.registry, envelopes),
+        ]);
+        assert!(together.iter().all(|verdicts| verdicts.len() == count));
     }
     if let Ok(request) = pb::SubmitStreamRequest::decode(data) {
         let signed = request.observation.unwrap_or_default();

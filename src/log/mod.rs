@@ -224,16 +224,16 @@ impl Ledger {
             disk_full_backoff: writer::DISK_FULL_FIRST_RETRY,
             metrics: metrics.clone(),
         };
+        let verifying = verify_pool::VerifyPool::start(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )
+        .map_err(|e| OpenError::Storage(format!("cannot start the verification threads: {e}")))?;
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH);
         let writer_thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| OpenError::Storage(format!("cannot start the writer thread: {e}")))?;
         spawn_checkpoint_ticker(sender.downgrade(), config.checkpoint_interval);
-        let verifying = verify_pool::VerifyPool::start(
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        )
-        .map_err(|e| OpenError::Storage(format!("cannot start the verification threads: {e}")))?;
         Ok(Arc::new(Ledger {
             store: opened.store,
             shared,
@@ -299,7 +299,8 @@ impl Ledger {
                 .await
                 .ok_or_else(|| {
                     WriteError::Unavailable(
-                        "the batch could not be verified (the ledger is shutting down)".into(),
+                        "signature verification failed (an internal error; see the server log)"
+                            .into(),
                     )
                 })?
         };

@@ -1,22 +1,26 @@
 //! Signature verification off the async threads, batched across requests.
 //!
-//! One thread per core takes the batches that queued up while it was busy — all of them, up
-//! to [`COALESCE_SIGNATURES`] — and verifies them together ([`super::verify_batches`]):
-//! natural batching, like the writer's group commit. An idle pool takes a batch at once, so
-//! a lone request waits for nothing; under load the batches grow, and an Ed25519 batch costs
-//! less per signature the larger it is (about 30 µs per signature in batches of 32, 20 µs
-//! in batches of 256 on the benchmark machine), so the cores fall behind later. Batches are
-//! taken in arrival order and never split.
+//! One thread per core takes the requests that queued up while it was busy and verifies
+//! them together ([`super::verify_batches`]): natural batching, like the writer's group
+//! commit. An idle pool takes a request at once, so a lone request waits for nothing; under
+//! load the batches grow, and an Ed25519 batch costs less per signature the larger it is
+//! (about 30 µs per signature in batches of 32, 20 µs in batches of 256 on the benchmark
+//! machine), so the cores fall behind later. Requests are taken in arrival order and never
+//! split; a thread stops taking once it holds [`COALESCE_SIGNATURES`] or more, and leaves a
+//! share of the queue to each idle thread, so a burst is spread over the cores instead of
+//! verified on one while the other waits. Requests whose caller has gone (deadline,
+//! disconnect) are dropped unverified.
 
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::oneshot;
 
 use super::{verify_batches, Envelope, Registry, VerifiedObservation};
 use crate::domain::Rejection;
 
-/// Signatures one thread takes together, at most (a single larger batch is taken whole).
+/// A thread stops taking requests once it holds this many signatures (the last request
+/// taken may carry it past; a request is never split).
 const COALESCE_SIGNATURES: usize = 256;
 
 type Verdicts = Vec<Result<VerifiedObservation, Rejection>>;
@@ -27,48 +31,68 @@ struct Job {
     reply: oneshot::Sender<Verdicts>,
 }
 
-/// The verification threads; they stop when the pool is dropped.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Threads waiting for work.
+    idle: usize,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// The verification threads; they finish what is queued and stop when the pool is dropped.
 pub struct VerifyPool {
-    jobs: Mutex<Sender<Job>>,
+    shared: Arc<Shared>,
 }
 
 impl VerifyPool {
     /// Starts `threads` verification threads.
     pub fn start(threads: usize) -> std::io::Result<VerifyPool> {
-        let (jobs, queue) = mpsc::channel();
-        let queue = Arc::new(Mutex::new(queue));
+        let shared = Arc::new(Shared::default());
         for n in 0..threads.max(1) {
-            let queue = queue.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("verify-{n}"))
-                .spawn(move || work(&queue))?;
+                .spawn(move || work(&shared))?;
         }
-        Ok(VerifyPool {
-            jobs: Mutex::new(jobs),
-        })
+        Ok(VerifyPool { shared })
     }
 
     /// Ingest rules 1–3 for `envelopes` under `registry`; `None` if the batch could not be
-    /// verified (the pool is gone, or verification panicked).
+    /// verified (verification panicked).
     pub async fn verify(
         &self,
         registry: Arc<Registry>,
         envelopes: Vec<Envelope>,
     ) -> Option<Verdicts> {
         let (reply, verdicts) = oneshot::channel();
-        let job = Job {
+        self.shared.queue.lock().ok()?.jobs.push_back(Job {
             registry,
             envelopes,
             reply,
-        };
-        self.jobs.lock().ok()?.send(job).ok()?;
+        });
+        self.shared.ready.notify_one();
         verdicts.await.ok()
     }
 }
 
+impl Drop for VerifyPool {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
+        }
+        self.shared.ready.notify_all();
+    }
+}
+
 /// One verification thread: takes what is queued, verifies it, answers; until the pool goes.
-fn work(queue: &Mutex<Receiver<Job>>) {
-    while let Some(jobs) = take(queue) {
+fn work(shared: &Shared) {
+    while let Some(jobs) = take(shared) {
         // Verification runs on untrusted bytes and is fuzzed not to panic; if it ever did,
         // the callers get `None` (their reply senders drop) and this thread carries on.
         let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -95,23 +119,41 @@ fn work(queue: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// Waits for the next batch, then takes whatever else is already queued, up to
-/// [`COALESCE_SIGNATURES`] in all. `None` once the pool is dropped.
-fn take(queue: &Mutex<Receiver<Job>>) -> Option<Vec<Job>> {
-    let queue = queue.lock().ok()?;
-    let first = queue.recv().ok()?;
-    let mut signatures = first.envelopes.len();
-    let mut jobs = vec![first];
-    while signatures < COALESCE_SIGNATURES {
-        match queue.try_recv() {
-            Ok(job) => {
+/// Waits for work, then takes requests in arrival order: its share of the queue (the queue
+/// split evenly between this thread and the idle ones), at least one request, and no more
+/// once it holds [`COALESCE_SIGNATURES`]. `None` once the pool is dropped and the queue is
+/// empty.
+fn take(shared: &Shared) -> Option<Vec<Job>> {
+    let mut queue = shared.queue.lock().ok()?;
+    loop {
+        while queue.jobs.is_empty() {
+            if queue.closed {
+                return None;
+            }
+            queue.idle += 1;
+            queue = shared.ready.wait(queue).ok()?;
+            queue.idle -= 1;
+        }
+        let share = queue.jobs.len().div_ceil(queue.idle + 1);
+        let mut jobs = Vec::new();
+        let mut signatures = 0;
+        while jobs.len() < share && signatures < COALESCE_SIGNATURES {
+            let Some(job) = queue.jobs.pop_front() else {
+                break;
+            };
+            // A caller that has gone (deadline, disconnect) needs no answer.
+            if !job.reply.is_closed() {
                 signatures += job.envelopes.len();
                 jobs.push(job);
             }
-            Err(_) => break,
+        }
+        if !queue.jobs.is_empty() && queue.idle > 0 {
+            shared.ready.notify_one();
+        }
+        if !jobs.is_empty() {
+            return Some(jobs);
         }
     }
-    Some(jobs)
 }
 
 #[cfg(test)]
@@ -243,25 +285,49 @@ mod tests {
         check(&[a.unwrap(), b.unwrap(), c.unwrap()]);
     }
 
-    #[test]
-    fn a_thread_takes_what_is_queued_up_to_the_limit_and_never_splits_a_batch() {
-        let (jobs, queue) = mpsc::channel();
+    fn queued(sizes: &[u64]) -> (Shared, Vec<oneshot::Receiver<Verdicts>>) {
         let registry = Arc::new(registry(true));
-        for size in [200, 100, 50, 300] {
-            let (reply, _) = oneshot::channel();
-            jobs.send(Job {
+        let shared = Shared::default();
+        let mut receivers = Vec::new();
+        for &size in sizes {
+            let (reply, receiver) = oneshot::channel();
+            receivers.push(receiver);
+            shared.queue.lock().unwrap().jobs.push_back(Job {
                 registry: registry.clone(),
                 envelopes: envelopes(1, size),
                 reply,
-            })
-            .unwrap();
+            });
         }
-        let queue = Mutex::new(queue);
-        let sizes =
-            |jobs: Vec<Job>| -> Vec<usize> { jobs.iter().map(|job| job.envelopes.len()).collect() };
-        assert_eq!(sizes(take(&queue).unwrap()), vec![200, 100]);
-        assert_eq!(sizes(take(&queue).unwrap()), vec![50, 300]);
-        drop(jobs);
-        assert!(take(&queue).is_none());
+        (shared, receivers)
+    }
+
+    fn sizes(jobs: Option<Vec<Job>>) -> Vec<usize> {
+        jobs.unwrap()
+            .iter()
+            .map(|job| job.envelopes.len())
+            .collect()
+    }
+
+    #[test]
+    fn a_thread_takes_what_is_queued_until_the_limit_and_never_splits_a_request() {
+        let (shared, _receivers) = queued(&[200, 100, 50, 300, 10]);
+        assert_eq!(sizes(take(&shared)), vec![200, 100]);
+        assert_eq!(sizes(take(&shared)), vec![50, 300]);
+        assert_eq!(sizes(take(&shared)), vec![10]);
+        shared.queue.lock().unwrap().closed = true;
+        assert!(take(&shared).is_none());
+    }
+
+    #[test]
+    fn idle_threads_get_a_share_and_callers_that_left_are_skipped() {
+        let (shared, mut receivers) = queued(&[32, 32, 32, 32, 32, 32]);
+        // One other thread waits for work: this one takes half of the queue.
+        shared.queue.lock().unwrap().idle = 1;
+        assert_eq!(sizes(take(&shared)), vec![32, 32, 32]);
+        // The callers of the 4th and 5th requests gave up: they are dropped unverified.
+        receivers.drain(3..5);
+        shared.queue.lock().unwrap().idle = 0;
+        assert_eq!(sizes(take(&shared)), vec![32]);
+        assert!(shared.queue.lock().unwrap().jobs.is_empty());
     }
 }
