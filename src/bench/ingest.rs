@@ -128,6 +128,45 @@ impl Drop for Server {
     }
 }
 
+/// CPU use over one phase of the run, from `/proc`: started before it, read after it.
+struct Usage {
+    server_cpu: f64,
+    generator_cpu: f64,
+    /// The machine's (all, stolen) ticks.
+    ticks: (u64, u64),
+    started: Instant,
+}
+
+/// What [`Usage`] measured: cores used by the server and the load generator, and the share
+/// of the machine's CPU time the host stole.
+struct Used {
+    server_cores: f64,
+    generator_cores: f64,
+    steal_percent: f64,
+}
+
+impl Usage {
+    fn start(server: &Server) -> Usage {
+        Usage {
+            server_cpu: server.cpu_seconds(),
+            generator_cpu: super::cpu_seconds("self"),
+            ticks: super::machine_ticks(),
+            started: Instant::now(),
+        }
+    }
+
+    fn end(self, server: &Server) -> Used {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let (all, stolen) = super::machine_ticks();
+        Used {
+            server_cores: (server.cpu_seconds() - self.server_cpu) / seconds,
+            generator_cores: (super::cpu_seconds("self") - self.generator_cpu) / seconds,
+            steal_percent: 100.0 * stolen.saturating_sub(self.ticks.1) as f64
+                / all.saturating_sub(self.ticks.0).max(1) as f64,
+        }
+    }
+}
+
 fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -411,12 +450,9 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
     let wall = Instant::now();
 
     let observations = presign(&keys, per_probe, 1);
-    let (submit_cpu, generator_cpu) = (server.cpu_seconds(), super::cpu_seconds("self"));
-    let submit_started = Instant::now();
+    let usage = Usage::start(&server);
     let submit_per_s = submit_closed_loop(channel.clone(), observations).await?;
-    let submit_seconds = submit_started.elapsed().as_secs_f64();
-    let submit_server_cpu_cores = (server.cpu_seconds() - submit_cpu) / submit_seconds;
-    let submit_generator_cpu_cores = (super::cpu_seconds("self") - generator_cpu) / submit_seconds;
+    let submit_used = usage.end(&server);
     let mut next_seq = 1 + per_probe as u64;
     let stream_per_s =
         stream_closed_loop(channel.clone(), presign(&keys, per_probe, next_seq)).await?;
@@ -429,20 +465,16 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
         let per_probe = calls_per_probe * LATENCY_BATCH;
         let observations = presign(&keys, per_probe, next_seq);
         next_seq += per_probe as u64;
-        let (server_cpu, generator_cpu) = (server.cpu_seconds(), super::cpu_seconds("self"));
-        let (ticks, stolen) = super::machine_ticks();
-        let started = Instant::now();
+        let usage = Usage::start(&server);
         let latency = latency_at(channel.clone(), observations, rate).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let (ticks_after, stolen_after) = super::machine_ticks();
+        let used = usage.end(&server);
         latency_at_load.push(LoadPoint {
             fraction,
             offered_per_s: rate,
             latency,
-            server_cpu_cores: (server.cpu_seconds() - server_cpu) / seconds,
-            generator_cpu_cores: (super::cpu_seconds("self") - generator_cpu) / seconds,
-            steal_percent: 100.0 * (stolen_after - stolen) as f64
-                / (ticks_after - ticks).max(1) as f64,
+            server_cpu_cores: used.server_cores,
+            generator_cpu_cores: used.generator_cores,
+            steal_percent: used.steal_percent,
         });
     }
     let cpu = server.cpu_seconds() - cpu_before;
@@ -475,8 +507,8 @@ pub async fn run(binary: &Path, dir: &Path, quick: bool) -> BenchResult<IngestRe
         stream_per_s,
         latency_at_load,
         server_cpu_cores: cpu_cores,
-        submit_server_cpu_cores,
-        submit_generator_cpu_cores,
+        submit_server_cpu_cores: submit_used.server_cores,
+        submit_generator_cpu_cores: submit_used.generator_cores,
         server_peak_rss_bytes: peak_rss,
         disk_bytes_per_observation: disk as f64 / tree_size as f64,
         raw_entry_bytes_per_observation: raw as f64 / tree_size as f64,

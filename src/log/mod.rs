@@ -179,8 +179,9 @@ pub struct Ledger {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     verifier: NoteVerifier,
     metrics: Arc<LedgerMetrics>,
-    /// One thread per core: batches verify at most that many at a time, in arrival order,
-    /// instead of every request's batch time-slicing the cores against the writer thread.
+    /// One verification thread per core, taking requests in arrival order (several at once
+    /// when they queue up), instead of every request's batch time-slicing the cores
+    /// against the writer thread.
     verifying: verify_pool::VerifyPool,
 }
 
@@ -505,15 +506,15 @@ pub fn verify_envelopes(
 /// took together), each with the registry it was received under. The signatures of all of
 /// them go through one Ed25519 batch, which costs less per signature the larger it is; a
 /// bad signature only makes its own batch be verified again on its own.
-pub fn verify_batches(
-    batches: Vec<(&Registry, Vec<Envelope>)>,
+pub fn verify_batches<R: std::borrow::Borrow<Registry>>(
+    batches: Vec<(R, Vec<Envelope>)>,
 ) -> Vec<Vec<Result<VerifiedObservation, Rejection>>> {
     let candidates: Vec<Vec<_>> = batches
         .into_iter()
         .map(|(registry, envelopes)| {
             envelopes
                 .into_iter()
-                .map(|envelope| precheck(registry, envelope))
+                .map(|envelope| precheck(registry.borrow(), envelope))
                 .collect()
         })
         .collect();

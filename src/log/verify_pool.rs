@@ -96,19 +96,10 @@ fn work(shared: &Shared) {
         // Verification runs on untrusted bytes and is fuzzed not to panic; if it ever did,
         // the callers get `None` (their reply senders drop) and this thread carries on.
         let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut registries = Vec::with_capacity(jobs.len());
-            let mut batches = Vec::with_capacity(jobs.len());
-            let mut replies = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                registries.push(job.registry);
-                batches.push(job.envelopes);
-                replies.push(job.reply);
-            }
-            let batches = registries
-                .iter()
-                .map(|registry| registry.as_ref())
-                .zip(batches)
-                .collect();
+            let (batches, replies): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|job| ((job.registry, job.envelopes), job.reply))
+                .unzip();
             for (reply, verdicts) in replies.into_iter().zip(verify_batches(batches)) {
                 let _ = reply.send(verdicts);
             }
