@@ -26,20 +26,21 @@ fn main() -> std::process::ExitCode {
         cli::LogFormat::Text => logs.init(),
         cli::LogFormat::Json => logs.json().init(),
     }
+    cli::console::init(args.log_format == cli::LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            cli::console::error(format_args!("cannot start the async runtime: {error}"));
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            cli::console::error(format_args!("{error:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -37,6 +37,9 @@ pub struct LedgerMetrics {
     rejections: [Counter; RejectReason::ALL.len()],
     observation_family: Family<[(&'static str, &'static str); 1], Counter>,
     rejection_family: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Indexed like [`RefusedCall::ALL`].
+    refused_calls: [Counter; RefusedCall::ALL.len()],
+    refused_call_family: Family<[(&'static str, &'static str); 1], Counter>,
     submit_events: Histogram,
     ack_duration: Histogram,
     commit_entries: Histogram,
@@ -49,6 +52,50 @@ pub struct LedgerMetrics {
 /// The `outcome` label values of `uptime_ledger_ingest_observations_total`.
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
+/// Why an ingest call was refused as a whole, before any of its observations got an
+/// outcome: nothing from it was stored. The `reason` label of
+/// `uptime_ledger_ingest_refused_calls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedCall {
+    /// Shed at once: `max_inflight_submits` calls were already in flight (UNAVAILABLE).
+    Overloaded,
+    /// A probe of the call was over its rate limit (RESOURCE_EXHAUSTED).
+    RateLimited,
+    /// Writes have stopped after a failed flush, or verification failed internally
+    /// (UNAVAILABLE).
+    Unavailable,
+    /// The ledger's disk is full (RESOURCE_EXHAUSTED).
+    DiskFull,
+    /// The request itself is malformed, e.g. more observations than one call may carry
+    /// (INVALID_ARGUMENT).
+    InvalidRequest,
+    /// Mutual TLS: no usable client certificate, or one that does not name every probe
+    /// of the call (UNAUTHENTICATED / PERMISSION_DENIED).
+    ClientCertificate,
+}
+
+impl RefusedCall {
+    pub const ALL: [RefusedCall; 6] = [
+        RefusedCall::Overloaded,
+        RefusedCall::RateLimited,
+        RefusedCall::Unavailable,
+        RefusedCall::DiskFull,
+        RefusedCall::InvalidRequest,
+        RefusedCall::ClientCertificate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedCall::Overloaded => "overloaded",
+            RefusedCall::RateLimited => "rate_limited",
+            RefusedCall::Unavailable => "unavailable",
+            RefusedCall::DiskFull => "disk_full",
+            RefusedCall::InvalidRequest => "invalid_request",
+            RefusedCall::ClientCertificate => "client_certificate",
+        }
+    }
+}
+
 impl LedgerMetrics {
     pub fn new(checkpoint_published_at: i64) -> LedgerMetrics {
         let observation_family = Family::default();
@@ -57,11 +104,16 @@ impl LedgerMetrics {
         let rejection_family = Family::default();
         let rejections = RejectReason::ALL
             .map(|reason| rejection_family.get_or_create_owned(&[("reason", reason.as_str())]));
+        let refused_call_family = Family::default();
+        let refused_calls = RefusedCall::ALL
+            .map(|reason| refused_call_family.get_or_create_owned(&[("reason", reason.as_str())]));
         LedgerMetrics {
             observations,
             rejections,
             observation_family,
             rejection_family,
+            refused_calls,
+            refused_call_family,
             submit_events: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             ack_duration: Histogram::new(exponential_buckets(0.000_25, 2.0, 14)),
             commit_entries: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
@@ -85,6 +137,12 @@ impl LedgerMetrics {
         }
         self.submit_events.observe(outcomes.len() as f64);
         self.ack_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// One ingest call (a `Submit`, or the `SubmitStream` chunk that ended its stream) was
+    /// refused as a whole, with nothing stored.
+    pub fn record_refused_call(&self, reason: RefusedCall) {
+        self.refused_calls[reason as usize].inc();
     }
 
     /// One group commit made `entries` entries durable.
@@ -114,13 +172,18 @@ impl LedgerMetrics {
             self.rejection_family.clone(),
         );
         registry.register(
+            "ingest_refused_calls",
+            "Ingest calls refused as a whole with nothing stored (a Submit, or the SubmitStream chunk that ended its stream), by reason",
+            self.refused_call_family.clone(),
+        );
+        registry.register(
             "ingest_submit_batch_events",
             "Observations per Submit call (or per SubmitStream batch)",
             self.submit_events.clone(),
         );
         registry.register_with_unit(
             "ingest_ack_duration",
-            "Time from receiving a batch of observations to acknowledging it (after fsync)",
+            "Time from receiving a batch of observations to acknowledging it (after fsync); refused calls are not included",
             Unit::Seconds,
             self.ack_duration.clone(),
         );
@@ -138,12 +201,17 @@ impl LedgerMetrics {
     }
 }
 
-// `RejectReason as usize` indexes `rejections`: that holds while ALL lists them in
-// declaration order.
+// `RejectReason as usize` indexes `rejections` and `RefusedCall as usize` indexes
+// `refused_calls`: that holds while each ALL lists them in declaration order.
 const _: () = {
     let mut i = 0;
     while i < RejectReason::ALL.len() {
         assert!(RejectReason::ALL[i] as usize == i);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < RefusedCall::ALL.len() {
+        assert!(RefusedCall::ALL[i] as usize == i);
         i += 1;
     }
 };

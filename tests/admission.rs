@@ -110,6 +110,19 @@ async fn a_probe_over_its_rate_is_refused_whole_with_retry_info_and_stores_nothi
     assert!(refused.get_details_retry_info().is_none());
     assert_eq!(ledger.tree_size(), size);
 
+    // Operators see the three refused calls in /metrics, by reason; the forged
+    // observations were judged one by one, so they are rejections, not refused calls.
+    let metrics = ledger.metrics().await;
+    assert_eq!(metrics.refused_calls("rate_limited"), 3.0);
+    assert_eq!(metrics.refused_calls("overloaded"), 0.0);
+    assert_eq!(
+        metrics.value(
+            "uptime_ledger_ingest_rejections_total",
+            &[("reason", "bad_signature")]
+        ),
+        10.0
+    );
+
     // After the advertised delay, the same bytes are accepted.
     tokio::time::sleep(retry + Duration::from_millis(50)).await;
     let acks = ledger.submit(batch("p1", 1, 6..8)).await;
@@ -148,6 +161,7 @@ async fn a_stream_over_the_rate_ends_with_resource_exhausted_and_stores_nothing_
     };
     assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
     assert_eq!(ledger.tree_size(), size);
+    assert_eq!(ledger.metrics().await.refused_calls("rate_limited"), 1.0);
 }
 
 #[tokio::test]
@@ -190,6 +204,10 @@ async fn overload_is_shed_at_once_with_unavailable_and_stores_nothing() {
         size,
         "nothing from a shed call is stored"
     );
+    // Both shed calls are counted: the Submit by the layer, the stream by its reader.
+    let metrics = ledger.metrics().await;
+    assert_eq!(metrics.refused_calls("overloaded"), 2.0);
+    assert_eq!(metrics.refused_calls("rate_limited"), 0.0);
 
     // Reads are not shed.
     ledger
@@ -259,5 +277,9 @@ async fn under_real_overload_each_call_is_either_answered_or_shed_and_only_answe
         ledger.tree_size(),
         size + accepted_count,
         "exactly the accepted observations are stored ({shed} calls shed)"
+    );
+    assert_eq!(
+        ledger.metrics().await.refused_calls("overloaded"),
+        shed as f64
     );
 }

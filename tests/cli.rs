@@ -4,90 +4,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::{self, Served, BINARY};
 use common::{accepted, observation};
 use uptime_ledger::crypto;
 use uptime_ledger::domain::Status;
 use uptime_ledger::pb;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
-
-/// A running `uptime-ledger serve`, with its stderr collected.
-struct Served {
-    child: Child,
-    address: String,
-    http_address: String,
-    stderr: Arc<Mutex<String>>,
-}
 
 fn serve(data_dir: &Path) -> Served {
     serve_with(data_dir, &[])
 }
 
 fn serve_with(data_dir: &Path, extra_args: &[&str]) -> Served {
-    let mut child = Command::new(BINARY)
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (address_tx, address_rx) = std::sync::mpsc::channel();
-    let reader = BufReader::new(child.stderr.take().unwrap());
-    let collected = stderr.clone();
-    std::thread::spawn(move || {
-        for line in reader.lines().map_while(Result::ok) {
-            if let Some(address) = line.trim().strip_prefix("gRPC:") {
-                let _ = address_tx.send(address.trim().to_owned());
-            }
-            if let Some(address) = line.trim().strip_prefix("status page:") {
-                let _ = address_tx.send(address.trim().trim_end_matches('/').to_owned());
-            }
-            collected.lock().unwrap().push_str(&line);
-            collected.lock().unwrap().push('\n');
-        }
-    });
-    let address = || {
-        address_rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("serve did not start: {}", stderr.lock().unwrap()))
-    };
-    let (address, http_address) = (address(), address());
-    Served {
-        child,
-        address,
-        http_address,
-        stderr,
-    }
-}
-
-impl Served {
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let stderr = self.stderr.lock().unwrap().clone();
-        (exit, stderr)
-    }
+    process::serve_with(data_dir, "127.0.0.1:0", extra_args)
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
@@ -114,7 +47,7 @@ fn keygen_keys_are_read_by_openssl() {
         .arg(&path)
         .output();
     let Ok(private) = private else {
-        eprintln!("SKIPPED: openssl is not installed");
+        common::say_skipped("the openssl key interop test", "openssl is not installed");
         return;
     };
     assert!(
@@ -432,14 +365,33 @@ async fn serve_answers_http_next_to_grpc_and_logs_json_when_asked() {
         .await
         .unwrap();
     assert!(exit.success(), "SIGTERM stops both servers: {stderr}");
+    // Every line on stderr is a JSON object — logs, the generated keys' notices and the
+    // banner alike — so a log collector never meets a plain line.
     let logs: Vec<serde_json::Value> = stderr
         .lines()
-        .filter(|line| line.starts_with('{'))
         .map(|line| {
             serde_json::from_str::<serde_json::Value>(line)
-                .unwrap_or_else(|e| panic!("{e}: {line}"))
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{stderr}"))
         })
         .collect();
+    assert!(
+        logs.iter().all(|log| log["timestamp"].is_string()
+            && log["level"].is_string()
+            && log["fields"]["message"].is_string()),
+        "{stderr}"
+    );
+    let banner = logs
+        .iter()
+        .find(|log| log["fields"]["message"] == process::SERVE_BANNER)
+        .unwrap_or_else(|| panic!("no banner: {stderr}"));
+    assert_eq!(banner["fields"]["status_page"], format!("{http}/"));
+    assert!(banner["fields"]["verifier_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("uptime-ledger.local/log+"));
+    assert!(logs.iter().any(|log| log["fields"]["message"]
+        == "generated the ledger's checkpoint key: ".to_owned()
+            + dir.path().join("data/keys/ledger.pem").to_str().unwrap()));
     assert!(
         logs.iter()
             .any(|log| log["fields"]["message"] == "shut down cleanly"),

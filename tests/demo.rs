@@ -34,7 +34,18 @@ async fn tree_size(address: &str) -> u64 {
 async fn the_demo_backfills_runs_live_probes_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("demo");
-    let running = demo(&data_dir, &["--history", "1d", "--check-interval", "1s"]);
+    let started = std::time::SystemTime::now();
+    let running = demo(
+        &data_dir,
+        &[
+            "--history",
+            "1d",
+            "--check-interval",
+            "1s",
+            "--log-format",
+            "json",
+        ],
+    );
     let stderr = running.process.stderr();
     // 1 day of 60-second checks, 6 services, 3 probes.
     assert!(stderr.contains("backfilled 25920 observations"), "{stderr}");
@@ -110,9 +121,49 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
         assert!(status_page.body.contains(name), "{name} not on the page");
     }
 
+    // All three probes report live (newer than the demo's start), and the partial outage
+    // is live too: in its first 10 minutes only the mobile network fails to reach driving
+    // licences, and the other two outvote it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let licences = loop {
+        let licences = json(&running.http, "/api/v1/services/transport.driving-licence").await;
+        let live = licences["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|probe| {
+                let at = probe["last_observed_at"].as_str().unwrap();
+                humantime::parse_rfc3339(at).unwrap() > started
+            })
+            .count();
+        if live == 3 {
+            break licences;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every probe is live: {licences}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for probe in licences["probes"].as_array().unwrap() {
+        let expected = if probe["probe_id"] == "mobile-net" {
+            "down"
+        } else {
+            "up"
+        };
+        assert_eq!(probe["last_status"], expected, "{licences}");
+    }
+    assert_eq!(licences["service"]["state"], "up", "{licences}");
+
     let (exit, stderr) = running.process.terminate();
     assert!(exit.success(), "{stderr}");
     assert!(stderr.contains("demo stopped"), "{stderr}");
+    // `--log-format json`: every line on stderr is a JSON object (logs, progress, banner).
+    for line in stderr.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{stderr}"));
+        assert!(object["fields"]["message"].is_string(), "{line}");
+    }
 
     // Resuming keeps the log and does not backfill again.
     let before = {

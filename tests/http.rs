@@ -315,6 +315,43 @@ async fn api_errors_are_json_with_fitting_statuses() {
         unknown["error"]["message"],
         "service \"nope\" is not defined"
     );
+
+    // Everything is read-only: another method gets 405 with `Allow`, as JSON under /api/
+    // and as a page elsewhere.
+    let client = reqwest::Client::new();
+    let size = ledger.tree_size();
+    for (method, path, json) in [
+        (reqwest::Method::POST, "/api/v1/services", true),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/services/ecitizen.portal",
+            true,
+        ),
+        (reqwest::Method::PUT, "/services/ecitizen.portal", false),
+        (reqwest::Method::POST, "/", false),
+    ] {
+        let response = client
+            .request(method.clone(), format!("{}{path}", ledger.http_address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], "GET, HEAD", "{method} {path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.text().await.unwrap();
+        if json {
+            assert_eq!(content_type, "application/json", "{method} {path}");
+            let error: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["error"]["code"], "method_not_allowed", "{body}");
+        } else {
+            assert!(content_type.starts_with("text/html"), "{method} {path}");
+            assert!(body.contains("is not allowed here"), "{body}");
+        }
+    }
+    assert_eq!(ledger.tree_size(), size);
 }
 
 #[tokio::test]
@@ -365,7 +402,9 @@ async fn the_status_page_shows_every_service_and_the_prefix_it_reflects() {
     );
     assert!(page.contains("title=\"28 Nov 2026: 100% available\""));
     // The portal's outage day, figures in the title.
-    assert!(page.contains("title=\"28 Jan 2027: 86.11% available, down 3 h 20 min, 1 incident\""));
+    assert!(page.contains(
+        "title=\"28 Jan 2027: 86.11% available, down 3 h 20 min, 1 incident: 09:00–12:20 UTC (3 h 20 min)\""
+    ));
     // 24 h / 30 d / 90 d against the target.
     assert!(
         page.contains("<dt>30 d</dt><dd>99.53% <span class=\"note\">below the 99.9% target</span>")
@@ -405,6 +444,21 @@ async fn the_service_page_shows_windows_incidents_probes_and_budget() {
         assert!(page.contains(&format!("<code>{probe_id}</code>")));
         assert!(page.contains(location));
     }
+    // The bars' figures are also a list (keyboard, touch and screen readers reach it),
+    // each day linking to the page over that day.
+    assert!(page.contains("<details class=\"day-list\">"));
+    let day =
+        "/services/ecitizen.portal?start=2027-01-28T00:00:00.000Z&end=2027-01-29T00:00:00.000Z";
+    assert!(page.contains(&format!(
+        "<li><a href=\"{}\">28 Jan 2027</a>: 86.11% available, down 3 h 20 min, 1 incident: 09:00–12:20 UTC (3 h 20 min)</li>",
+        day.replace('&', "&#38;")
+    )), "{page}");
+    let that_day = ledger.http_get(day).await;
+    let that_day = assert_html(&that_day, 200);
+    assert!(
+        that_day.contains("<dt>Availability</dt><dd>86.11%</dd>"),
+        "{that_day}"
+    );
 
     let month = ledger
         .http_get("/services/ecitizen.portal?month=2027-01&time_zone=Africa/Nairobi")
@@ -470,9 +524,10 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
             up,
             observation(&key(1), "p1", "nope", 2, T0, Status::Up),
             observation(&key(2), "p1", "svc", 3, T0, Status::Up),
+            observation(&key(1), "p1", "svc", 4, T0 - 30_000, Status::Down),
         ])
         .await;
-    assert_eq!(acks.len(), 4);
+    assert_eq!(acks.len(), 5);
     ledger.wait_for_projection().await;
 
     let response = ledger.http_get("/metrics").await;
@@ -482,23 +537,11 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     assert_strict_exposition_format(&response.body);
-    let scrape =
-        prometheus_parse::Scrape::parse(response.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let sample = scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{}", response.body));
-        match &sample.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            other => panic!("{name} is {other:?}"),
-        }
-    };
+    let metrics = Metrics::parse(response.body.clone());
+    let value = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels);
     let histogram_count = |name: &str| -> u64 {
-        let sample = scrape
+        let sample = metrics
+            .scrape
             .samples
             .iter()
             .find(|s| s.metric == name)
@@ -516,7 +559,7 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
             "uptime_ledger_ingest_observations_total",
             &[("outcome", "accepted")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         value(
@@ -553,6 +596,17 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         ),
         0.0
     );
+    // No call was refused as a whole; every reason is there, at zero.
+    for reason in [
+        "overloaded",
+        "rate_limited",
+        "unavailable",
+        "disk_full",
+        "invalid_request",
+        "client_certificate",
+    ] {
+        assert_eq!(metrics.refused_calls(reason), 0.0, "{reason}");
+    }
     assert_eq!(
         histogram_count("uptime_ledger_ingest_submit_batch_events"),
         1
@@ -574,14 +628,14 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
     assert_eq!(
         value(
             "uptime_ledger_service_state",
-            &[("service_id", "svc"), ("state", "up")]
+            &[("service_id", "svc"), ("state", "down")]
         ),
         1.0
     );
     assert_eq!(
         value(
             "uptime_ledger_service_state",
-            &[("service_id", "svc"), ("state", "down")]
+            &[("service_id", "svc"), ("state", "up")]
         ),
         0.0
     );
@@ -596,26 +650,14 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
     // Time passes (on the injected clock): ages grow, the probe's observation goes stale.
     ledger.clock.advance(120_000);
     ledger.wait_for_checkpoint().await;
-    let response = ledger.http_get("/metrics").await;
-    let scrape =
-        prometheus_parse::Scrape::parse(response.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let gauge = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Gauge(v) => v,
-                _ => panic!("{name} is not a gauge"),
-            })
-            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{}", response.body))
-    };
+    let metrics = ledger.metrics().await;
+    let gauge = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels);
     assert_eq!(
         gauge(
             "uptime_ledger_probe_last_seen_age_seconds",
             &[("probe_id", "p1")]
         ),
-        180.0
+        150.0
     );
     assert_eq!(gauge("uptime_ledger_checkpoint_age_seconds", &[]), 120.0);
     assert_eq!(
@@ -625,20 +667,21 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         ),
         1.0
     );
-    // 60 s of UP in the last 24 h of the prefix, nothing DOWN.
+    // The last 24 h (and 30 d) of the prefix end at its last `received_at`, T0 (time
+    // passing adds no entry): UP from T0-60s, DOWN from T0-30s: 30 s up, 30 s down.
     assert_eq!(
         gauge(
             "uptime_ledger_service_availability_ratio",
             &[("service_id", "svc"), ("window", "24h")]
         ),
-        1.0
+        0.5
     );
     assert_eq!(
         gauge(
             "uptime_ledger_service_availability_ratio",
             &[("service_id", "svc"), ("window", "30d")]
         ),
-        1.0
+        0.5
     );
 }
 

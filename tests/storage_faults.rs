@@ -36,7 +36,7 @@ fn skip_or_fail(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{reason} (CI must have it: .ci/run installs it)");
     }
-    eprintln!("SKIPPED: {reason}");
+    common::say_skipped("a storage fault test", reason);
 }
 
 fn tool_exists(tool: &str) -> bool {
@@ -138,12 +138,23 @@ fn fdatasync_eio_stops_writes_keeps_reads_and_loses_nothing() {
         let ready = common::http_get(&running.http_address, "/readyz").await;
         assert_eq!(ready.status, 503, "{}", ready.body);
         assert!(ready.body.contains("Input/output error"), "{}", ready.body);
+        // Operators see it in /metrics: writes stopped, and both refused calls counted.
+        let metrics = scrape(&running).await;
+        assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 1.0);
+        assert_eq!(metrics.refused_calls("unavailable"), 2.0);
         status.message().to_owned()
     });
     eprintln!("refused with: {refused_with}");
     let stderr = kill_traced(running);
     assert!(!stderr.contains("panicked"), "{stderr}");
     restart_and_check(&data, &record, probe, "after fdatasync EIO");
+}
+
+/// The running server's `/metrics`, parsed.
+async fn scrape(running: &Running) -> common::Metrics {
+    let response = common::http_get(&running.http_address, "/metrics").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    common::Metrics::parse(response.body)
 }
 
 /// SIGKILLs the server under strace (its tracer would otherwise detach and leave it
@@ -377,6 +388,9 @@ fn disk_full_flow(
             .expect_err("still full");
         assert_eq!(again.0.code(), tonic::Code::ResourceExhausted, "{again:?}");
         check_reads_work(running, context).await;
+        let metrics = scrape(running).await;
+        assert_eq!(metrics.refused_calls("disk_full"), 2.0, "{context}");
+        assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 0.0);
 
         // Space comes back: the same batch goes through (ACCEPTED or, if it had reached
         // the disk after all, DUPLICATE), without a restart.

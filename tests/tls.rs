@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use common::tls::TestPki;
-use common::{accepted, http_get_with, key, observation, TestLedger, TestSecurity, T0};
+use common::{accepted, http_get_with, key, observation, Metrics, TestLedger, TestSecurity, T0};
 use uptime_ledger::client::{self, ConnectOptions, LedgerChannel};
 use uptime_ledger::domain::Status;
 use uptime_ledger::limits::Limits;
@@ -437,6 +437,12 @@ async fn mtls_a_certificate_for_another_probe_is_refused_and_nothing_is_stored()
 
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(ledger.tree_size(), size, "nothing was stored");
+    assert_eq!(
+        scrape(&ledger, &pki)
+            .await
+            .refused_calls("client_certificate"),
+        4.0
+    );
     // The same observations, from the right probe, are new to the ledger.
     let acks = submit(as_nbo().await, vec![by_nbo(1)]).await.unwrap();
     assert!(accepted(&acks[0]), "{acks:?}");
@@ -470,6 +476,21 @@ async fn mtls_ingest_without_a_client_certificate_is_unauthenticated() {
     .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert_eq!(ledger.tree_size(), size, "nothing was stored");
+    assert_eq!(
+        scrape(&ledger, &pki)
+            .await
+            .refused_calls("client_certificate"),
+        2.0
+    );
+}
+
+/// `/metrics` over HTTPS.
+async fn scrape(ledger: &TestLedger, pki: &TestPki) -> Metrics {
+    let (response, _) = http_get_with(&ledger.http_address, "/metrics", Some(&pki.ca_file), None)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    Metrics::parse(response.body)
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use ed25519_dalek::SigningKey;
 use futures_util::future::try_join_all;
 use tonic::transport::Channel;
 
+use super::console;
 use uptime_ledger::client;
 use uptime_ledger::clock::{Clock, SystemClock};
 use uptime_ledger::crypto;
@@ -59,8 +60,9 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
     /// History backfilled before the probes start (the demo ledger's max lateness is this
-    /// plus an hour, so all of it is accepted).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "3d")]
+    /// plus an hour, so all of it is accepted). A week fills a week of the 90 daily bars and
+    /// takes a few seconds; 30d takes about 30 s.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
     history: Duration,
     /// How often each live probe checks each service.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
@@ -124,7 +126,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let script = match anchor {
         Some(anchor) => {
-            eprintln!("resuming the demo in {}", data_dir.display());
+            console::say(format_args!("resuming the demo in {}", data_dir.display()));
             Script::new(anchor)
         }
         None => {
@@ -189,11 +191,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let _ = stop_server.send(true);
     serving.await??;
-    eprintln!(
+    console::say(format_args!(
         "demo stopped; its ledger stays in {} (resume with `uptime-ledger demo --data-dir {}`)",
         data_dir.display(),
         data_dir.display()
-    );
+    ));
     Ok(())
 }
 
@@ -308,11 +310,11 @@ async fn backfill(
     let every = BACKFILL_EVERY.as_millis() as Millis;
     let per_probe = history::observations(script, from, to, every, first_seq);
     let total: usize = per_probe.iter().map(Vec::len).sum();
-    eprintln!(
+    console::say(format_args!(
         "backfilling {} of history: {total} signed observations from {} probes…",
-        humantime::format_duration(history),
+        history_text(history),
         PROBES.len()
-    );
+    ));
     let sends = per_probe
         .into_iter()
         .zip(&PROBES)
@@ -348,10 +350,10 @@ async fn backfill(
             }
         });
     try_join_all(sends).await?;
-    eprintln!(
+    console::say(format_args!(
         "backfilled {total} observations in {:.1} s",
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
 }
 
@@ -393,27 +395,46 @@ fn print_banner(
     simulator: SocketAddr,
     verifier: &str,
 ) {
-    eprintln!();
-    eprintln!("uptime-ledger demo is running (Ctrl-C to stop)");
-    eprintln!("  status page:        http://{http}/");
-    eprintln!("  one service:        http://{http}/services/immigration.passport");
-    eprintln!("  JSON API:           http://{http}/api/v1/services");
-    eprintln!("  Prometheus metrics: http://{http}/metrics");
-    eprintln!("  gRPC:               http://{grpc}");
-    eprintln!("  simulated services: http://{simulator}/<probe>/<service>");
-    eprintln!("  data dir:           {}", data_dir.display());
-    eprintln!("  verifier key:       {verifier}");
-    eprintln!();
-    eprintln!("What happens next: passport applications go down for everyone at +1m30s and come");
-    eprintln!("back at +6m; business registration flaps for 15 minutes; the mobile-network probe");
-    eprintln!("loses driving licences for 10 minutes (the other two outvote it); tax filing is in");
-    eprintln!("planned maintenance from +3m to +13m. In another terminal:");
-    eprintln!("  uptime-ledger report --ledger http://{grpc} --window last-24h");
-    eprintln!(
-        "  uptime-ledger audit --ledger http://{grpc} --verifier-key '{verifier}' --window last-24h"
+    console::blank_line();
+    console::banner(
+        "uptime-ledger demo is running (Ctrl-C to stop)",
+        &[
+            ("status page", format!("http://{http}/")),
+            (
+                "one service",
+                format!("http://{http}/services/immigration.passport"),
+            ),
+            ("JSON API", format!("http://{http}/api/v1/services")),
+            ("Prometheus metrics", format!("http://{http}/metrics")),
+            ("gRPC", format!("http://{grpc}")),
+            (
+                "simulated services",
+                format!("http://{simulator}/<probe>/<service>"),
+            ),
+            ("data dir", data_dir.display().to_string()),
+            ("verifier key", verifier.to_owned()),
+        ],
     );
+    console::blank_line();
+    console::say(format_args!(
+        "What happens next: passport applications go down for everyone at +1m30s and come\n\
+         back at +6m; business registration flaps for 15 minutes; the mobile-network probe\n\
+         loses driving licences for 10 minutes (the other two outvote it); tax filing is in\n\
+         planned maintenance from +3m to +13m. In another terminal:\n  \
+         uptime-ledger report --ledger http://{grpc} --window last-24h\n  \
+         uptime-ledger audit --ledger http://{grpc} --verifier-key '{verifier}' --window last-24h"
+    ));
     // The status page URL on stdout, for scripts (stderr carries the rest).
     println!("http://{http}/");
+}
+
+/// `7 days`, `1 day`, or humantime's form for anything else (`36h`).
+fn history_text(history: Duration) -> String {
+    match history.as_secs() {
+        86_400 => "1 day".into(),
+        secs if secs % 86_400 == 0 => format!("{} days", secs / 86_400),
+        _ => humantime::format_duration(history).to_string(),
+    }
 }
 
 /// Resolves once `flag` is true (or its sender is gone).

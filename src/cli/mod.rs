@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod bench;
+pub mod console;
 mod demo;
 mod export;
 mod keygen;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::console;
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
@@ -130,10 +131,10 @@ impl Server {
             crypto::read_signing_key(&ledger_key_path)?
         } else {
             let key = crypto::generate_key_files(&ledger_key_path)?;
-            eprintln!(
+            console::say(format_args!(
                 "generated the ledger's checkpoint key: {}",
                 ledger_key_path.display()
-            );
+            ));
             key
         };
         let admin_keys = admin_keys(args, &keys_dir)?;
@@ -194,25 +195,28 @@ impl Server {
     pub fn print_banner(&self, title: &str, data_dir: &Path) -> anyhow::Result<()> {
         let checkpoint = self.ledger.checkpoint();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        eprintln!("{title}");
-        eprintln!("  gRPC:         {scheme}://{}", self.grpc_addr()?);
-        eprintln!("  status page:  {scheme}://{}/", self.http_addr()?);
-        match &self.tls {
-            None => {
-                eprintln!("  TLS:          off (plaintext; use --tls-cert/--tls-key beyond localhost)")
+        let mut fields = vec![
+            ("gRPC", format!("{scheme}://{}", self.grpc_addr()?)),
+            ("status page", format!("{scheme}://{}/", self.http_addr()?)),
+        ];
+        let tls = match &self.tls {
+            None => "off (plaintext; use --tls-cert/--tls-key beyond localhost)",
+            Some(tls) if tls.client_ca() => {
+                "on; ingest needs a client certificate naming the probe (--client-ca)"
             }
-            Some(tls) if tls.client_ca() => eprintln!(
-                "  TLS:          on; ingest needs a client certificate naming the probe (--client-ca)"
-            ),
-            Some(_) => eprintln!("  TLS:          on"),
-        }
+            Some(_) => "on",
+        };
+        fields.push(("TLS", tls.to_owned()));
         if self.read_token.is_some() {
-            eprintln!("  read token:   required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics");
+            fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics".to_owned()));
         }
-        eprintln!("  data dir:     {}", data_dir.display());
-        eprintln!("  tree size:    {}", self.ledger.tree_size());
-        eprintln!("  verifier key: {}", self.ledger.verifier());
-        eprintln!("  checkpoint:   tree size {}", checkpoint.tree_size);
+        fields.extend([
+            ("data dir", data_dir.display().to_string()),
+            ("tree size", self.ledger.tree_size().to_string()),
+            ("verifier key", self.ledger.verifier().to_string()),
+            ("checkpoint", format!("tree size {}", checkpoint.tree_size)),
+        ]);
+        console::banner(title, &fields);
         Ok(())
     }
 
@@ -309,10 +313,10 @@ fn admin_keys(args: &ServeArgs, keys_dir: &Path) -> anyhow::Result<Option<Vec<Ad
         crypto::read_signing_key(&admin_path)?.verifying_key()
     } else {
         let key = crypto::generate_key_files(&admin_path)?;
-        eprintln!(
+        console::say(format_args!(
             "generated admin key `admin`: {} (sign admin commands with it; keep it safe)",
             admin_path.display()
-        );
+        ));
         key.verifying_key()
     };
     Ok(Some(vec![AdminKey {

@@ -34,6 +34,14 @@ impl HttpError {
         }
     }
 
+    pub fn method_not_allowed(message: impl Into<String>) -> HttpError {
+        HttpError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -243,6 +243,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/assets/status.css", get(stylesheet))
         .route("/assets/status.js", get(script))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_read_token,
@@ -299,6 +300,23 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn not_found() -> error::PageError {
     error::PageError(HttpError::not_found("There is no page at this address."))
+}
+
+/// Every route is read-only: another method gets 405 with `Allow: GET, HEAD`, as JSON under
+/// `/api/` and as a page elsewhere.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let error = HttpError::method_not_allowed(format!(
+        "{method} is not allowed here: everything this server offers is read with GET (or HEAD)"
+    ));
+    let mut response = if uri.path().starts_with("/api/") {
+        error::ApiError(error).into_response()
+    } else {
+        error::PageError(error).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 /// Whether `path` needs the read token (when one is set): the machine-readable reads —

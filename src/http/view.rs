@@ -26,6 +26,8 @@ const MONTHS_OFFERED: usize = 12;
 const TIMELINE_ROWS_SHOWN: usize = 100;
 /// Below this availability a day below its target is marked as a major outage.
 const POOR_DAY: f64 = 0.95;
+/// Incidents a day's bar lists by time (the service page lists them all).
+const INCIDENTS_PER_DAY: usize = 3;
 
 /// The checkpointed prefix a page reflects, and how to verify it.
 #[derive(Debug, Clone)]
@@ -69,8 +71,14 @@ pub struct Figure {
 pub struct DayBar {
     /// `met`, `missed`, `poor`, `maintenance` or `none`.
     pub class: &'static str,
-    /// The day's figures and incidents, for the title (hover) and the service page.
-    pub label: String,
+    /// The day (UTC), e.g. `27 Nov 2026`.
+    pub date: String,
+    /// The day's figures and incidents, for the title (hover) and the service page's list.
+    pub detail: String,
+    /// The service page over that day.
+    pub href: String,
+    /// Below target, or with an incident or maintenance: listed on the service page.
+    pub notable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +190,8 @@ pub struct ProbeRow {
 #[derive(Debug, Clone)]
 pub struct ServicePage {
     pub card: ServiceCard,
+    /// Days of `card.days` listed under the bars (see [`DayBar::notable`]).
+    pub notable_days: usize,
     pub quorum: String,
     pub staleness: String,
     pub window_label: String,
@@ -336,6 +346,7 @@ pub fn service_page(
     };
     let remaining = report.error_budget_remaining_ms;
     let anchor = anchor(published, now);
+    let card = service_card(published, &status, now);
     Ok(ServicePage {
         quorum: quorum_text(status.spec.quorum),
         staleness: human_duration(status.spec.staleness_ms),
@@ -380,7 +391,8 @@ pub fn service_page(
             .collect(),
         probes,
         maintenance,
-        card: service_card(published, &status, now),
+        notable_days: card.days.iter().filter(|day| day.notable).count(),
+        card,
         prefix: prefix_view(published, verifier_key),
     })
 }
@@ -480,48 +492,101 @@ fn figure(window: &'static str, availability: Option<f64>, target: f64) -> Figur
 
 fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBar {
     let service_id = &status.spec.service_id;
-    let Some(report) = projection.report(service_id, start, start + DAY_MS) else {
-        return DayBar {
-            class: "none",
-            label: format!("{}: no data", day_text(start)),
-        };
-    };
-    let mut label = format!("{}: ", day_text(start));
-    let class = match report.availability {
-        Some(value) => {
-            label.push_str(&format!("{} available", percent(value)));
-            if report.down_ms > 0 {
-                label.push_str(&format!(", down {}", human_duration(report.down_ms as i64)));
+    let end = start + DAY_MS;
+    let (class, detail, notable) = match projection.report(service_id, start, end) {
+        None => ("none", "no data".to_owned(), false),
+        Some(report) => {
+            let mut detail = String::new();
+            let class = match report.availability {
+                Some(value) => {
+                    detail.push_str(&format!("{} available", percent(value)));
+                    if report.down_ms > 0 {
+                        detail
+                            .push_str(&format!(", down {}", human_duration(report.down_ms as i64)));
+                    }
+                    if value >= report.slo_target {
+                        "met"
+                    } else if value >= POOR_DAY {
+                        "missed"
+                    } else {
+                        "poor"
+                    }
+                }
+                None if report.maintenance_ms > 0 => {
+                    detail.push_str("maintenance only");
+                    "maintenance"
+                }
+                None => {
+                    detail.push_str("no data");
+                    "none"
+                }
+            };
+            if report.availability.is_some() && report.maintenance_ms > 0 {
+                detail.push_str(&format!(
+                    ", maintenance {}",
+                    human_duration(report.maintenance_ms as i64)
+                ));
             }
-            if value >= report.slo_target {
-                "met"
-            } else if value >= POOR_DAY {
-                "missed"
-            } else {
-                "poor"
+            if report.incident_count > 0 {
+                let incidents = projection
+                    .incidents(service_id, start, end)
+                    .unwrap_or_default();
+                detail.push_str(&incidents_text(&incidents, report.incident_count));
             }
-        }
-        None if report.maintenance_ms > 0 => {
-            label.push_str("maintenance only");
-            "maintenance"
-        }
-        None => {
-            label.push_str("no data");
-            "none"
+            let notable = matches!(class, "missed" | "poor")
+                || report.incident_count > 0
+                || report.maintenance_ms > 0;
+            (class, detail, notable)
         }
     };
-    if report.availability.is_some() && report.maintenance_ms > 0 {
-        label.push_str(&format!(
-            ", maintenance {}",
-            human_duration(report.maintenance_ms as i64)
-        ));
+    DayBar {
+        class,
+        date: day_text(start),
+        notable,
+        detail,
+        href: format!(
+            "/services/{service_id}?start={}&end={}",
+            format_time(start),
+            format_time(end)
+        ),
     }
-    match report.incident_count {
-        0 => {}
-        1 => label.push_str(", 1 incident"),
-        n => label.push_str(&format!(", {n} incidents")),
+}
+
+/// `, 1 incident: 14:02–14:49 UTC (47 min)`; at most [`INCIDENTS_PER_DAY`] listed.
+fn incidents_text(incidents: &[Incident], count: u64) -> String {
+    let mut text = match count {
+        1 => ", 1 incident".to_owned(),
+        n => format!(", {n} incidents"),
+    };
+    let clock = |millis: i64| {
+        jiff::Timestamp::from_millisecond(millis)
+            .map(|t| t.strftime("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let listed: Vec<String> = incidents
+        .iter()
+        .take(INCIDENTS_PER_DAY)
+        .map(|incident| {
+            format!(
+                "{}–{} UTC ({}{})",
+                clock(incident.start),
+                clock(incident.end),
+                human_duration(incident.end - incident.start),
+                if incident.open { ", ongoing" } else { "" }
+            )
+        })
+        .collect();
+    if !listed.is_empty() {
+        text.push_str(": ");
+        text.push_str(&listed.join(", "));
+        if incidents.len() > INCIDENTS_PER_DAY {
+            text.push_str(&format!(
+                ", and {} more",
+                incidents.len() - INCIDENTS_PER_DAY
+            ));
+        }
     }
-    DayBar { class, label }
+    text
 }
 
 fn days_summary(days: &[DayBar], target: f64) -> String {

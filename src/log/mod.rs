@@ -252,7 +252,7 @@ impl Ledger {
     }
 
     /// Ingest and writer counters, for `/metrics`.
-    pub fn metrics(&self) -> &LedgerMetrics {
+    pub fn metrics(&self) -> &Arc<LedgerMetrics> {
         &self.metrics
     }
 

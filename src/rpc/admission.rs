@@ -30,6 +30,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::domain::ProbeId;
 use crate::limits::Limits;
 use crate::log::VerifiedBatch;
+use crate::metrics::{LedgerMetrics, RefusedCall};
 
 /// The path of the unary `Submit` RPC, shed before its body is decoded.
 pub const SUBMIT_PATH: &str = "/uptime.ledger.v1.IngestService/Submit";
@@ -195,6 +196,8 @@ impl ProbeRateLimit {
 #[derive(Clone)]
 pub struct ShedSubmitsLayer {
     pub admission: Arc<Admission>,
+    /// Counts the calls it sheds.
+    pub metrics: Arc<LedgerMetrics>,
 }
 
 impl<S> tower::Layer<S> for ShedSubmitsLayer {
@@ -204,6 +207,7 @@ impl<S> tower::Layer<S> for ShedSubmitsLayer {
         ShedSubmits {
             inner,
             admission: self.admission.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -212,6 +216,7 @@ impl<S> tower::Layer<S> for ShedSubmitsLayer {
 pub struct ShedSubmits<S> {
     inner: S,
     admission: Arc<Admission>,
+    metrics: Arc<LedgerMetrics>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -245,6 +250,7 @@ where
             }
             Err(status) => {
                 tracing::warn!("ingest overloaded: a Submit call was shed");
+                self.metrics.record_refused_call(RefusedCall::Overloaded);
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }

@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::admission::Admission;
 use super::{client_cert, convert, status};
 use crate::domain::Outcome;
-use crate::log::{Ledger, MAX_EVENTS_PER_COMMIT};
+use crate::log::{Ledger, VerifiedBatch, WriteError, MAX_EVENTS_PER_COMMIT};
+use crate::metrics::RefusedCall;
 use crate::pb;
 use crate::pb::ingest_service_server::IngestService;
 
@@ -39,8 +40,32 @@ impl IngestApi {
         if !self.require_client_cert {
             return Ok(None);
         }
-        Ok(Some(client_cert::certified_names(request)?.into()))
+        let names = client_cert::certified_names(request)
+            .map_err(|status| refused(&self.ledger, RefusedCall::ClientCertificate, status))?;
+        Ok(Some(names.into()))
     }
+}
+
+/// Counts a call refused as a whole (nothing stored) and passes its status on.
+fn refused(ledger: &Ledger, reason: RefusedCall, status: Status) -> Status {
+    ledger.metrics().record_refused_call(reason);
+    status
+}
+
+/// A write error that refused a whole call, counted by its cause.
+fn refused_write(ledger: &Ledger, error: WriteError) -> Status {
+    let reason = match error {
+        WriteError::Unavailable(_) => RefusedCall::Unavailable,
+        WriteError::DiskFull(_) => RefusedCall::DiskFull,
+    };
+    refused(ledger, reason, status::write_error(error))
+}
+
+/// Charges the batch's probes; a refusal is a rate-limited call.
+fn charge(ledger: &Ledger, admission: &Admission, batch: &VerifiedBatch) -> Result<(), Status> {
+    admission
+        .charge(batch)
+        .map_err(|status| refused(ledger, RefusedCall::RateLimited, status))
 }
 
 type AckStream =
@@ -55,30 +80,29 @@ impl IngestService for IngestApi {
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let names = self.certified_names(&request)?;
         let observations = request.into_inner().observations;
+        let ledger = &self.ledger;
         if observations.len() > MAX_SUBMIT_BATCH {
-            return Err(status::invalid_argument(format!(
+            let status = status::invalid_argument(format!(
                 "a Submit request may carry at most {MAX_SUBMIT_BATCH} observations, got {}; split the batch",
                 observations.len()
-            )));
+            ));
+            return Err(refused(ledger, RefusedCall::InvalidRequest, status));
         }
         let envelopes: Vec<_> = observations.into_iter().map(convert::envelope).collect();
         if let Some(names) = &names {
-            client_cert::check_probe_ids(names, &envelopes)?;
+            client_cert::check_probe_ids(names, &envelopes)
+                .map_err(|status| refused(ledger, RefusedCall::ClientCertificate, status))?;
         }
-        let batch = self
-            .ledger
-            .verify(envelopes)
-            .await
-            .map_err(status::write_error)?;
-        self.admission.charge(&batch)?;
-        let outcomes = self
-            .ledger
+        let write_refused = |error| refused_write(ledger, error);
+        let batch = ledger.verify(envelopes).await.map_err(write_refused)?;
+        charge(ledger, &self.admission, &batch)?;
+        let outcomes = ledger
             .enqueue(batch)
             .await
-            .map_err(status::write_error)?
+            .map_err(write_refused)?
             .outcomes()
             .await
-            .map_err(status::write_error)?;
+            .map_err(write_refused)?;
         Ok(Response::new(pb::SubmitResponse {
             acks: outcomes.into_iter().map(convert::ack).collect(),
         }))
@@ -125,9 +149,10 @@ impl IngestService for IngestApi {
                     }
                 }
                 if let Some(names) = &names {
-                    if let Err(refused) = client_cert::check_probe_ids(names, &envelopes) {
+                    if let Err(status) = client_cert::check_probe_ids(names, &envelopes) {
                         // Nothing of this chunk reaches the ledger; the stream ends here.
-                        let _ = pending.send(Err(refused)).await;
+                        let status = refused(&ledger, RefusedCall::ClientCertificate, status);
+                        let _ = pending.send(Err(status)).await;
                         return;
                     }
                 }
@@ -136,6 +161,7 @@ impl IngestService for IngestApi {
                         Ok(unit) => unit,
                         Err(status) => {
                             tracing::warn!("ingest overloaded: a SubmitStream was ended");
+                            let status = refused(&ledger, RefusedCall::Overloaded, status);
                             let _ = pending.send(Err(status)).await;
                             return;
                         }
@@ -220,11 +246,17 @@ async fn submit_in_turn(
                 "an earlier part of this stream was refused; nothing after it was stored",
             ));
         }
-        let batch = verified.map_err(status::write_error)?;
-        admission.charge(&batch)?;
-        ledger.enqueue(batch).await.map_err(status::write_error)
+        let batch = verified.map_err(|error| refused_write(&ledger, error))?;
+        charge(&ledger, &admission, &batch)?;
+        ledger
+            .enqueue(batch)
+            .await
+            .map_err(|error| refused_write(&ledger, error))
     }
     .await;
     let _ = next.send(queued.is_ok());
-    queued?.outcomes().await.map_err(status::write_error)
+    queued?
+        .outcomes()
+        .await
+        .map_err(|error| refused_write(&ledger, error))
 }

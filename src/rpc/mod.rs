@@ -145,6 +145,7 @@ pub async fn serve_admitted(
         projections,
     })
     .max_decoding_message_size(64 * 1024);
+    let metrics = ledger.metrics().clone();
     let log = pb::log_service_server::LogServiceServer::new(log::LogApi { ledger })
         .max_decoding_message_size(64 * 1024);
 
@@ -165,7 +166,7 @@ pub async fn serve_admitted(
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
-        .layer(admission::ShedSubmitsLayer { admission })
+        .layer(admission::ShedSubmitsLayer { admission, metrics })
         // HTTP/2's default 64 KiB windows hold ~300 observations per connection: too few
         // to keep group commits full when a probe streams.
         .initial_stream_window_size(Some(1024 * 1024))

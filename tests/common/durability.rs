@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use tonic::transport::Channel;
 
-use super::process::{Process, BINARY};
+use super::process::{banner_field, Process, BINARY, SERVE_BANNER};
 use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
 use uptime_ledger::client;
 use uptime_ledger::clock::{Clock, SystemClock};
@@ -79,16 +79,11 @@ impl Running {
         let started = Instant::now();
         let (address, http_address, verifier) =
             process.wait_for_stderr("serving", Duration::from_secs(60), |stderr| {
-                let field = |name: &str| {
-                    stderr
-                        .lines()
-                        .find_map(|line| line.trim().strip_prefix(name))
-                        .map(|value| value.trim().to_owned())
-                };
+                let field = |label| banner_field(stderr, SERVE_BANNER, label);
                 Some((
-                    field("gRPC:")?,
-                    field("status page:")?.trim_end_matches('/').to_owned(),
-                    field("verifier key:")?,
+                    field("gRPC")?,
+                    field("status page")?.trim_end_matches('/').to_owned(),
+                    field("verifier key")?,
                 ))
             });
         Running {

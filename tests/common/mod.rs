@@ -34,6 +34,13 @@ use uptime_ledger::rpc::admission::Admission;
 use uptime_ledger::rpc::RpcSecurity;
 use uptime_ledger::tls::{ClientTls, ServerTls};
 
+/// Says on the terminal that a test did not run, and why. Written to the process's stderr
+/// directly: libtest captures `eprintln!` of passing tests, which would hide the notice.
+pub fn say_skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
 /// 2026-11-27T00:00:00Z, the tests' "now".
 pub const T0: i64 = 1_795_737_600_000;
 pub const ORIGIN: &str = "test.uptime-ledger/log";
@@ -588,6 +595,54 @@ impl TestLedger {
     /// `GET path` from this ledger's HTTP server.
     pub async fn http_get(&self, path: &str) -> HttpResponse {
         http_get(&self.http_address, path).await
+    }
+
+    /// `GET /metrics`, parsed.
+    pub async fn metrics(&self) -> Metrics {
+        let response = self.http_get("/metrics").await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        Metrics::parse(response.body)
+    }
+}
+
+/// A `/metrics` scrape parsed as Prometheus text exposition.
+pub struct Metrics {
+    pub text: String,
+    pub scrape: prometheus_parse::Scrape,
+}
+
+impl Metrics {
+    pub fn parse(text: String) -> Metrics {
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{text}"));
+        Metrics { text, scrape }
+    }
+
+    /// The counter, gauge or untyped sample `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let sample = self.scrape.samples.iter().find(|s| {
+            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })?;
+        match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    /// [`Metrics::get`], which must be there.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{}", self.text))
+    }
+
+    /// `uptime_ledger_ingest_refused_calls_total{reason}`.
+    pub fn refused_calls(&self, reason: &str) -> f64 {
+        self.value(
+            "uptime_ledger_ingest_refused_calls_total",
+            &[("reason", reason)],
+        )
     }
 }
 

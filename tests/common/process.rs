@@ -131,11 +131,43 @@ impl Drop for Process {
     }
 }
 
+/// The value of `label` in the banner titled `title` on `stderr`: an `  label: value`
+/// line after the title (`--log-format text`), or the snake-case field of the JSON line
+/// whose message is the title (`--log-format json`).
+pub fn banner_field(stderr: &str, title: &str, label: &str) -> Option<String> {
+    let key: String = label
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    let mut in_banner = false;
+    for line in stderr.lines() {
+        if line.starts_with('{') {
+            let Ok(object) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if object["fields"]["message"] == title {
+                return object["fields"][&key].as_str().map(str::to_owned);
+            }
+        } else if line.trim() == title {
+            in_banner = true;
+        } else if in_banner {
+            if let Some(value) = line.trim().strip_prefix(&format!("{label}:")) {
+                return Some(value.trim().to_owned());
+            }
+        }
+    }
+    None
+}
+
 /// A running `uptime-ledger serve`.
 pub struct Served {
     pub process: Process,
     /// `http://127.0.0.1:PORT`, as printed by `serve`.
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the status page, JSON API and metrics.
+    pub http_address: String,
 }
 
 /// `serve` on a free port with no other flags.
@@ -159,14 +191,23 @@ pub fn serve_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Served {
         .arg(data_dir)
         .args(extra);
     let mut process = Process::spawn(command);
-    let address = process.wait_for_stderr("gRPC address", Duration::from_secs(60), |stderr| {
-        stderr
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("gRPC:"))
-            .map(|address| address.trim().to_owned())
-    });
-    Served { process, address }
+    let (address, http_address) =
+        process.wait_for_stderr("the serving banner", Duration::from_secs(60), |stderr| {
+            let field = |label| banner_field(stderr, SERVE_BANNER, label);
+            Some((
+                field("gRPC")?,
+                field("status page")?.trim_end_matches('/').to_owned(),
+            ))
+        });
+    Served {
+        process,
+        address,
+        http_address,
+    }
 }
+
+/// The title of `serve`'s banner, printed once it serves.
+pub const SERVE_BANNER: &str = "uptime-ledger serving";
 
 impl Served {
     pub fn terminate(self) -> (ExitStatus, String) {
@@ -204,19 +245,19 @@ pub fn demo_command(data_dir: &Path, extra: &[&str]) -> Command {
     command
 }
 
+/// The title of `demo`'s banner, printed once it runs.
+pub const DEMO_BANNER: &str = "uptime-ledger demo is running (Ctrl-C to stop)";
+
 /// `demo --data-dir DATA_DIR --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 EXTRA…`, once
 /// its banner says it is running (after setup and backfill).
 pub fn demo(data_dir: &Path, extra: &[&str]) -> Demo {
     let mut process = Process::spawn(demo_command(data_dir, extra));
     let (http, grpc) = process.wait_for_stderr("demo banner", Duration::from_secs(120), |stderr| {
-        let banner = stderr.split_once("uptime-ledger demo is running")?.1;
-        let field = |name: &str| {
-            banner
-                .lines()
-                .find_map(|line| line.trim().strip_prefix(name))
-                .map(|value| value.trim().trim_end_matches('/').to_owned())
+        let field = |label| {
+            banner_field(stderr, DEMO_BANNER, label)
+                .map(|value| value.trim_end_matches('/').to_owned())
         };
-        Some((field("status page:")?, field("gRPC:")?))
+        Some((field("status page")?, field("gRPC")?))
     });
     Demo {
         process,
