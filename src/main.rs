@@ -27,6 +27,22 @@ fn main() -> std::process::ExitCode {
         cli::LogFormat::Json => logs.json().init(),
     }
     cli::console::init(args.log_format == cli::LogFormat::Json);
+    if args.log_format == cli::LogFormat::Json {
+        // A panic is reported as one JSON line too (the default hook writes plain text),
+        // with a backtrace when RUST_BACKTRACE asks for one.
+        std::panic::set_hook(Box::new(|info| {
+            let thread = std::thread::current();
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+                _ => String::new(),
+            };
+            cli::console::error(format_args!(
+                "thread '{}' {info}{backtrace}",
+                thread.name().unwrap_or("<unnamed>")
+            ));
+        }));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -52,17 +52,21 @@ pub struct LedgerMetrics {
 /// The `outcome` label values of `uptime_ledger_ingest_observations_total`.
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
-/// Why an ingest call was refused as a whole, before any of its observations got an
-/// outcome: nothing from it was stored. The `reason` label of
-/// `uptime_ledger_ingest_refused_calls_total`.
+/// Why an ingest call was refused as a whole: none of its observations was acknowledged
+/// (after a failed flush some may be on disk, in doubt, which a resend settles as
+/// `DUPLICATE`). For a `SubmitStream`, the refusal that ended the stream (its earlier
+/// chunks were acknowledged). The `reason` label of
+/// `uptime_ledger_ingest_refused_calls_total`. Not counted: a message over the size limit
+/// (refused by the transport before ingest sees it) and a stream's own transport or
+/// decoding failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusedCall {
     /// Shed at once: `max_inflight_submits` calls were already in flight (UNAVAILABLE).
     Overloaded,
     /// A probe of the call was over its rate limit (RESOURCE_EXHAUSTED).
     RateLimited,
-    /// Writes have stopped after a failed flush, or verification failed internally
-    /// (UNAVAILABLE).
+    /// Writes have stopped after a failed flush, the ledger is shutting down, or
+    /// verification failed internally (UNAVAILABLE).
     Unavailable,
     /// The ledger's disk is full (RESOURCE_EXHAUSTED).
     DiskFull,
@@ -139,8 +143,7 @@ impl LedgerMetrics {
         self.ack_duration.observe(elapsed.as_secs_f64());
     }
 
-    /// One ingest call (a `Submit`, or the `SubmitStream` chunk that ended its stream) was
-    /// refused as a whole, with nothing stored.
+    /// One ingest call was refused as a whole (see [`RefusedCall`]).
     pub fn record_refused_call(&self, reason: RefusedCall) {
         self.refused_calls[reason as usize].inc();
     }
@@ -173,7 +176,7 @@ impl LedgerMetrics {
         );
         registry.register(
             "ingest_refused_calls",
-            "Ingest calls refused as a whole with nothing stored (a Submit, or the SubmitStream chunk that ended its stream), by reason",
+            "Ingest calls refused as a whole, none of their observations acknowledged (a Submit; a SubmitStream once, for the refusal that ended it), by reason",
             self.refused_call_family.clone(),
         );
         registry.register(

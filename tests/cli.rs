@@ -400,3 +400,35 @@ async fn serve_answers_http_next_to_grpc_and_logs_json_when_asked() {
     let refused = tokio::net::TcpStream::connect(http.trim_start_matches("http://")).await;
     assert!(refused.is_err(), "the HTTP port is closed after shutdown");
 }
+
+#[test]
+fn with_json_logs_a_panic_and_the_final_error_are_json_lines_too() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first projection snapshot is written while starting: a panic there ends `serve`.
+    let mut command = process::serve_command_with(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &["--log-format", "json"],
+    );
+    command.env("FAILPOINTS", "projector::snapshot=1*panic");
+    let mut served = process::Process::spawn(command);
+    let (exit, stderr) = served.wait();
+    assert!(!exit.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{stderr}"))
+        })
+        .collect();
+    let panic = lines
+        .iter()
+        .find(|line| {
+            line["level"] == "ERROR"
+                && line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("panicked at") && m.contains("projector::snapshot"))
+        })
+        .unwrap_or_else(|| panic!("no JSON panic report:\n{stderr}"));
+    assert_eq!(panic["target"], "uptime_ledger::console");
+}

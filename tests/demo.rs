@@ -123,37 +123,33 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
 
     // All three probes report live (newer than the demo's start), and the partial outage
     // is live too: in its first 10 minutes only the mobile network fails to reach driving
-    // licences, and the other two outvote it.
+    // licences, and the other two outvote it. (Polled: on a loaded machine one check of a
+    // healthy service may itself time out for a moment.)
     let deadline = Instant::now() + Duration::from_secs(60);
-    let licences = loop {
+    loop {
         let licences = json(&running.http, "/api/v1/services/transport.driving-licence").await;
-        let live = licences["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|probe| {
-                let at = probe["last_observed_at"].as_str().unwrap();
-                humantime::parse_rfc3339(at).unwrap() > started
-            })
-            .count();
-        if live == 3 {
-            break licences;
+        let probes = licences["probes"].as_array().unwrap();
+        let live = probes.iter().all(|probe| {
+            let at = probe["last_observed_at"].as_str().unwrap();
+            humantime::parse_rfc3339(at).unwrap() > started
+        });
+        let outvoted = probes.iter().all(|probe| {
+            let expected = if probe["probe_id"] == "mobile-net" {
+                "down"
+            } else {
+                "up"
+            };
+            probe["last_status"] == expected
+        });
+        if probes.len() == 3 && live && outvoted && licences["service"]["state"] == "up" {
+            break;
         }
         assert!(
             Instant::now() < deadline,
-            "not every probe is live: {licences}"
+            "not three live probes with only mobile-net down and the service up: {licences}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    for probe in licences["probes"].as_array().unwrap() {
-        let expected = if probe["probe_id"] == "mobile-net" {
-            "down"
-        } else {
-            "up"
-        };
-        assert_eq!(probe["last_status"], expected, "{licences}");
     }
-    assert_eq!(licences["service"]["state"], "up", "{licences}");
 
     let (exit, stderr) = running.process.terminate();
     assert!(exit.success(), "{stderr}");

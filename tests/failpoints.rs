@@ -272,3 +272,42 @@ fn projection_snapshot() {
     case("projector::snapshot", "1*panic", Expect::Exits);
     case("projector::snapshot", "1*return", Expect::CarriesOn);
 }
+
+/// A stream whose chunks all fail with one failed flush is one refused call in `/metrics`
+/// (each chunk of it gets the error; only the one that ends the stream is counted).
+#[test]
+fn a_stream_refused_by_a_failed_flush_counts_once() {
+    let (_, base_data, base_probes) = base();
+    let (_dir, data) = temp_data();
+    copy_dir(base_data, &data);
+    let mut probe = base_probes[0].clone();
+    let mut command = serve_command(&data);
+    command.env("FAILPOINTS", "store::fsync=return");
+    let running = Running::start(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Thousands at once: the server reads them in several chunks, all in flight.
+        let requests: Vec<_> = (0..3000)
+            .map(|_| pb::SubmitStreamRequest {
+                observation: Some(probe.observe(Status::Up, "")),
+            })
+            .collect();
+        let mut ingest = IngestServiceClient::new(running.channel().await);
+        let mut responses = ingest
+            .submit_stream(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let error = match responses.message().await {
+            Ok(Some(ack)) => panic!("acknowledged although every flush fails: {ack:?}"),
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => status,
+        };
+        assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+        let response = common::http_get(&running.http_address, "/metrics").await;
+        let metrics = common::Metrics::parse(response.body);
+        assert_eq!(metrics.refused_calls("unavailable"), 1.0);
+        assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 1.0);
+    });
+    running.kill();
+}

@@ -531,7 +531,7 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
                 let incidents = projection
                     .incidents(service_id, start, end)
                     .unwrap_or_default();
-                detail.push_str(&incidents_text(&incidents, report.incident_count));
+                detail.push_str(&incidents_text(&incidents, report.incident_count, start));
             }
             let notable = matches!(class, "missed" | "poor")
                 || report.incident_count > 0
@@ -552,15 +552,22 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
     }
 }
 
-/// `, 1 incident: 14:02–14:49 UTC (47 min)`; at most [`INCIDENTS_PER_DAY`] listed.
-fn incidents_text(incidents: &[Incident], count: u64) -> String {
+/// `, 1 incident: 14:02–14:49 UTC (47 min)`; at most [`INCIDENTS_PER_DAY`] listed. An
+/// incident is shown whole: an end outside the day carries its date
+/// (`27 Nov 23:40–00:20 UTC (40 min)`).
+fn incidents_text(incidents: &[Incident], count: u64, day: i64) -> String {
     let mut text = match count {
         1 => ", 1 incident".to_owned(),
         n => format!(", {n} incidents"),
     };
     let clock = |millis: i64| {
+        let format = if (day..day + DAY_MS).contains(&millis) {
+            "%H:%M"
+        } else {
+            "%-d %b %H:%M"
+        };
         jiff::Timestamp::from_millisecond(millis)
-            .map(|t| t.strftime("%H:%M").to_string())
+            .map(|t| t.strftime(format).to_string())
             .unwrap_or_default()
     };
     let listed: Vec<String> = incidents
@@ -832,6 +839,44 @@ fn day_text(millis: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
+        // 2026-11-28T00:00:00Z.
+        let day = 1_795_824_000_000;
+        let incident = |start: i64, end: i64, open: bool| Incident {
+            start,
+            end,
+            open,
+            probes: vec!["p1".into()],
+        };
+        let minute = 60_000;
+        let one = [incident(
+            day + 14 * 60 * minute + 2 * minute,
+            day + 14 * 60 * minute + 49 * minute,
+            false,
+        )];
+        assert_eq!(
+            incidents_text(&one, 1, day),
+            ", 1 incident: 14:02–14:49 UTC (47 min)"
+        );
+        // Across midnight on both sides; the last one still open.
+        let many = [
+            incident(day - 20 * minute, day + 20 * minute, false),
+            incident(day + 60 * minute, day + 61 * minute, false),
+            incident(day + 120 * minute, day + 121 * minute, false),
+            incident(day + DAY_MS - 10 * minute, day + DAY_MS + 5 * minute, true),
+        ];
+        assert_eq!(
+            incidents_text(&many, 4, day),
+            ", 4 incidents: 27 Nov 23:40–00:20 UTC (40 min), 01:00–01:01 UTC (1 min), \
+             02:00–02:01 UTC (1 min), and 1 more"
+        );
+        assert_eq!(
+            incidents_text(&many[3..], 1, day),
+            ", 1 incident: 23:50–29 Nov 00:05 UTC (15 min, ongoing)"
+        );
+    }
 
     #[test]
     fn percentages_round_down() {

@@ -36,36 +36,90 @@ pub struct IngestApi {
 
 impl IngestApi {
     /// The probe names the request's client certificate vouches for, when they are required.
-    fn certified_names<T>(&self, request: &Request<T>) -> Result<Option<Arc<[String]>>, Status> {
+    fn certified_names<T>(&self, request: &Request<T>) -> Result<Option<Arc<[String]>>, Refusal> {
         if !self.require_client_cert {
             return Ok(None);
         }
         let names = client_cert::certified_names(request)
-            .map_err(|status| refused(&self.ledger, RefusedCall::ClientCertificate, status))?;
+            .map_err(|status| Refusal::new(RefusedCall::ClientCertificate, status))?;
         Ok(Some(names.into()))
+    }
+
+    /// `Submit` up to its answer; a refusal is counted by the caller, once.
+    async fn submit_once(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Vec<Outcome>, Refusal> {
+        let names = self.certified_names(&request)?;
+        let observations = request.into_inner().observations;
+        if observations.len() > MAX_SUBMIT_BATCH {
+            let status = status::invalid_argument(format!(
+                "a Submit request may carry at most {MAX_SUBMIT_BATCH} observations, got {}; split the batch",
+                observations.len()
+            ));
+            return Err(Refusal::new(RefusedCall::InvalidRequest, status));
+        }
+        let envelopes: Vec<_> = observations.into_iter().map(convert::envelope).collect();
+        if let Some(names) = &names {
+            client_cert::check_probe_ids(names, &envelopes)
+                .map_err(|status| Refusal::new(RefusedCall::ClientCertificate, status))?;
+        }
+        let batch = self
+            .ledger
+            .verify(envelopes)
+            .await
+            .map_err(Refusal::write)?;
+        charge(&self.admission, &batch)?;
+        self.ledger
+            .enqueue(batch)
+            .await
+            .map_err(Refusal::write)?
+            .outcomes()
+            .await
+            .map_err(Refusal::write)
     }
 }
 
-/// Counts a call refused as a whole (nothing stored) and passes its status on.
-fn refused(ledger: &Ledger, reason: RefusedCall, status: Status) -> Status {
-    ledger.metrics().record_refused_call(reason);
-    status
+/// Why a whole ingest call (a `Submit`, or a `SubmitStream`) was refused, and with what
+/// status. Counted in `/metrics` exactly once per call, where the call is answered.
+struct Refusal {
+    status: Status,
+    /// `None` for what is not the call's own refusal: a stream's chunks aborted after an
+    /// earlier chunk was refused.
+    reason: Option<RefusedCall>,
 }
 
-/// A write error that refused a whole call, counted by its cause.
-fn refused_write(ledger: &Ledger, error: WriteError) -> Status {
-    let reason = match error {
-        WriteError::Unavailable(_) => RefusedCall::Unavailable,
-        WriteError::DiskFull(_) => RefusedCall::DiskFull,
-    };
-    refused(ledger, reason, status::write_error(error))
+impl Refusal {
+    fn new(reason: RefusedCall, status: Status) -> Refusal {
+        Refusal {
+            status,
+            reason: Some(reason),
+        }
+    }
+
+    /// The ledger could not take the batch (writes stopped, shutting down, disk full).
+    fn write(error: WriteError) -> Refusal {
+        let reason = match error {
+            WriteError::Unavailable(_) => RefusedCall::Unavailable,
+            WriteError::DiskFull(_) => RefusedCall::DiskFull,
+        };
+        Refusal::new(reason, status::write_error(error))
+    }
+
+    /// Counts the refusal and gives the status to answer with.
+    fn answer(self, ledger: &Ledger) -> Status {
+        if let Some(reason) = self.reason {
+            ledger.metrics().record_refused_call(reason);
+        }
+        self.status
+    }
 }
 
 /// Charges the batch's probes; a refusal is a rate-limited call.
-fn charge(ledger: &Ledger, admission: &Admission, batch: &VerifiedBatch) -> Result<(), Status> {
+fn charge(admission: &Admission, batch: &VerifiedBatch) -> Result<(), Refusal> {
     admission
         .charge(batch)
-        .map_err(|status| refused(ledger, RefusedCall::RateLimited, status))
+        .map_err(|status| Refusal::new(RefusedCall::RateLimited, status))
 }
 
 type AckStream =
@@ -78,31 +132,10 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let names = self.certified_names(&request)?;
-        let observations = request.into_inner().observations;
-        let ledger = &self.ledger;
-        if observations.len() > MAX_SUBMIT_BATCH {
-            let status = status::invalid_argument(format!(
-                "a Submit request may carry at most {MAX_SUBMIT_BATCH} observations, got {}; split the batch",
-                observations.len()
-            ));
-            return Err(refused(ledger, RefusedCall::InvalidRequest, status));
-        }
-        let envelopes: Vec<_> = observations.into_iter().map(convert::envelope).collect();
-        if let Some(names) = &names {
-            client_cert::check_probe_ids(names, &envelopes)
-                .map_err(|status| refused(ledger, RefusedCall::ClientCertificate, status))?;
-        }
-        let write_refused = |error| refused_write(ledger, error);
-        let batch = ledger.verify(envelopes).await.map_err(write_refused)?;
-        charge(ledger, &self.admission, &batch)?;
-        let outcomes = ledger
-            .enqueue(batch)
+        let outcomes = self
+            .submit_once(request)
             .await
-            .map_err(write_refused)?
-            .outcomes()
-            .await
-            .map_err(write_refused)?;
+            .map_err(|refusal| refusal.answer(&self.ledger))?;
         Ok(Response::new(pb::SubmitResponse {
             acks: outcomes.into_iter().map(convert::ack).collect(),
         }))
@@ -114,7 +147,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::SubmitStreamRequest>>,
     ) -> Result<Response<AckStream>, Status> {
-        let names = self.certified_names(&request)?;
+        let names = self
+            .certified_names(&request)
+            .map_err(|refusal| refusal.answer(&self.ledger))?;
         let inbound = request.into_inner();
         let (acks, acks_out) =
             mpsc::channel::<Result<pb::SubmitStreamResponse, Status>>(STREAM_CHUNK);
@@ -151,8 +186,8 @@ impl IngestService for IngestApi {
                 if let Some(names) = &names {
                     if let Err(status) = client_cert::check_probe_ids(names, &envelopes) {
                         // Nothing of this chunk reaches the ledger; the stream ends here.
-                        let status = refused(&ledger, RefusedCall::ClientCertificate, status);
-                        let _ = pending.send(Err(status)).await;
+                        let refusal = Refusal::new(RefusedCall::ClientCertificate, status);
+                        let _ = pending.send(Err(refusal)).await;
                         return;
                     }
                 }
@@ -161,8 +196,8 @@ impl IngestService for IngestApi {
                         Ok(unit) => unit,
                         Err(status) => {
                             tracing::warn!("ingest overloaded: a SubmitStream was ended");
-                            let status = refused(&ledger, RefusedCall::Overloaded, status);
-                            let _ = pending.send(Err(status)).await;
+                            let refusal = Refusal::new(RefusedCall::Overloaded, status);
+                            let _ = pending.send(Err(refusal)).await;
                             return;
                         }
                     };
@@ -180,27 +215,34 @@ impl IngestService for IngestApi {
                     }
                 }
                 if let Some(status) = failure {
-                    let _ = pending.send(Err(status)).await;
+                    // The stream's own transport or decoding failed (or the client went
+                    // away): not a refusal by the ledger, so not counted.
+                    let refusal = Refusal {
+                        status,
+                        reason: None,
+                    };
+                    let _ = pending.send(Err(refusal)).await;
                     return;
                 }
             }
         });
 
         // Writer: answer chunks strictly in the order they were read; the first failure
-        // ends the stream.
+        // ends the stream, and only it is counted (the chunks after it fail with it).
+        let ledger = self.ledger.clone();
         tokio::spawn(async move {
             while let Some(next) = pending_in.recv().await {
                 let submitted = match next {
                     Ok(submitted) => submitted,
-                    Err(status) => {
-                        let _ = acks.send(Err(status)).await;
+                    Err(refusal) => {
+                        let _ = acks.send(Err(refusal.answer(&ledger))).await;
                         return;
                     }
                 };
                 let outcomes = match submitted.await {
                     Ok(Ok(outcomes)) => outcomes,
-                    Ok(Err(status)) => {
-                        let _ = acks.send(Err(status)).await;
+                    Ok(Err(refusal)) => {
+                        let _ = acks.send(Err(refusal.answer(&ledger))).await;
                         return;
                     }
                     Err(join_error) => {
@@ -236,27 +278,24 @@ async fn submit_in_turn(
     envelopes: Vec<crate::log::Envelope>,
     turn: (oneshot::Receiver<bool>, oneshot::Sender<bool>),
     _unit: OwnedSemaphorePermit,
-) -> Result<Vec<Outcome>, Status> {
+) -> Result<Vec<Outcome>, Refusal> {
     let (previous, next) = turn;
     let verified = ledger.verify(envelopes).await;
     let go = previous.await.unwrap_or(false);
     let queued = async {
         if !go {
-            return Err(Status::aborted(
-                "an earlier part of this stream was refused; nothing after it was stored",
-            ));
+            return Err(Refusal {
+                status: Status::aborted(
+                    "an earlier part of this stream was refused; nothing after it was stored",
+                ),
+                reason: None,
+            });
         }
-        let batch = verified.map_err(|error| refused_write(&ledger, error))?;
-        charge(&ledger, &admission, &batch)?;
-        ledger
-            .enqueue(batch)
-            .await
-            .map_err(|error| refused_write(&ledger, error))
+        let batch = verified.map_err(Refusal::write)?;
+        charge(&admission, &batch)?;
+        ledger.enqueue(batch).await.map_err(Refusal::write)
     }
     .await;
     let _ = next.send(queued.is_ok());
-    queued?
-        .outcomes()
-        .await
-        .map_err(|error| refused_write(&ledger, error))
+    queued?.outcomes().await.map_err(Refusal::write)
 }

@@ -178,19 +178,7 @@ pub fn serve(data_dir: &Path) -> Served {
 /// `serve --grpc-addr GRPC_ADDR --http-addr 127.0.0.1:0 --data-dir DATA_DIR EXTRA…`, once
 /// it is serving (HTTP on a free port, so tests never collide on the default 8080).
 pub fn serve_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Served {
-    let mut command = Command::new(BINARY);
-    command
-        .args([
-            "serve",
-            "--grpc-addr",
-            grpc_addr,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra);
-    let mut process = Process::spawn(command);
+    let mut process = Process::spawn(serve_command_with(data_dir, grpc_addr, extra));
     let (address, http_address) =
         process.wait_for_stderr("the serving banner", Duration::from_secs(60), |stderr| {
             let field = |label| banner_field(stderr, SERVE_BANNER, label);
@@ -204,6 +192,23 @@ pub fn serve_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Served {
         address,
         http_address,
     }
+}
+
+/// The command line of [`serve_with`], not yet started.
+pub fn serve_command_with(data_dir: &Path, grpc_addr: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args([
+            "serve",
+            "--grpc-addr",
+            grpc_addr,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra);
+    command
 }
 
 /// The title of `serve`'s banner, printed once it serves.
