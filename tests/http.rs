@@ -517,6 +517,8 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
     let mut ledger = TestLedger::start().await;
     ledger.define_service("svc").await;
     ledger.register_probe("p1", &key(1)).await;
+    // Registered, never reported.
+    ledger.register_probe("p2", &key(2)).await;
     let up = observation(&key(1), "p1", "svc", 1, T0 - 60_000, Status::Up);
     let acks = ledger
         .submit(vec![
@@ -659,6 +661,20 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         ),
         150.0
     );
+    // A probe that never reported has no age, but is listed as registered.
+    assert_eq!(
+        metrics.get(
+            "uptime_ledger_probe_last_seen_age_seconds",
+            &[("probe_id", "p2")]
+        ),
+        None
+    );
+    for probe in ["p1", "p2"] {
+        assert_eq!(
+            gauge("uptime_ledger_probe_registered", &[("probe_id", probe)]),
+            1.0
+        );
+    }
     assert_eq!(gauge("uptime_ledger_checkpoint_age_seconds", &[]), 120.0);
     assert_eq!(
         gauge(
@@ -682,6 +698,24 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
             &[("service_id", "svc"), ("window", "30d")]
         ),
         0.5
+    );
+
+    // A revoked probe stays listed, at 0.
+    ledger
+        .apply(uptime_ledger::domain::Command::RevokeProbe {
+            probe_id: uptime_ledger::domain::ProbeId::parse("p2").unwrap(),
+            reason: "lost".into(),
+        })
+        .await
+        .unwrap();
+    let metrics = ledger.metrics().await;
+    assert_eq!(
+        metrics.value("uptime_ledger_probe_registered", &[("probe_id", "p2")]),
+        0.0
+    );
+    assert_eq!(
+        metrics.value("uptime_ledger_probe_registered", &[("probe_id", "p1")]),
+        1.0
     );
 }
 
