@@ -510,6 +510,15 @@ async fn assets_health_and_readiness_answer() {
     // An empty ledger still has a page.
     let page = ledger.http_get("/").await;
     assert!(assert_html(&page, 200).contains("No services are defined yet"));
+    // Every answer carries the security headers; HSTS only over HTTPS (tests/tls.rs).
+    for response in [&page, &css, &health] {
+        assert_eq!(response.headers["x-content-type-options"], "nosniff");
+        let policy = response.headers["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(policy.starts_with("default-src 'none'"), "{policy}");
+        assert!(!response.headers.contains_key("strict-transport-security"));
+    }
 }
 
 #[tokio::test]

@@ -143,6 +143,13 @@ async fn grpc_and_https_work_with_the_test_ca_and_not_without_it() {
     .unwrap();
     assert_eq!(api.status, 200, "{}", api.body);
     assert!(api.body.contains(SERVICE), "{}", api.body);
+    // Over HTTPS every answer tells browsers to keep to HTTPS for a year.
+    for response in [&health, &api] {
+        assert_eq!(
+            response.headers["strict-transport-security"],
+            "max-age=31536000"
+        );
+    }
 
     // A client that trusts only the built-in roots, or another CA, refuses the server.
     let other = TestPki::new("another CA");

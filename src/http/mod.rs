@@ -52,6 +52,8 @@ pub struct HttpState {
     replays: Arc<tokio::sync::Semaphore>,
     /// When set, `/api/…` (but `/api/v1/checkpoint`) and `/metrics` need it as a bearer token.
     read_token: Option<Arc<ReadToken>>,
+    /// Serving HTTPS (there is no mixed mode: with TLS on, plaintext HTTP is not served).
+    https: bool,
 }
 
 impl HttpState {
@@ -64,7 +66,14 @@ impl HttpState {
             metrics: Arc::new(metrics),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
             read_token: None,
+            https: false,
         }
+    }
+
+    /// Served over HTTPS only: every answer tells browsers to keep to HTTPS (HSTS).
+    fn https(mut self) -> HttpState {
+        self.https = true;
+        self
     }
 
     /// Guards the JSON API and `/metrics` with `token` (see [`needs_read_token`]).
@@ -136,7 +145,7 @@ pub async fn serve_maybe_tls(
         }
         Some(acceptor) => {
             let tls = tls::TlsListener::new(listener, connections, acceptor);
-            serve_connections(tls, state, limits, shutdown).await
+            serve_connections(tls, state.https(), limits, shutdown).await
         }
     }
 }
@@ -248,7 +257,10 @@ pub fn router(state: HttpState) -> Router {
             state.clone(),
             require_read_token,
         ))
-        .layer(middleware::from_fn(log_and_secure))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            log_and_secure,
+        ))
         .with_state(state)
 }
 
@@ -364,7 +376,7 @@ async fn require_read_token(
 
 /// Logs each request at debug level and sets headers every answer should carry: no
 /// framing, no MIME sniffing, scripts and styles only from this server.
-async fn log_and_secure(request: Request, next: Next) -> Response {
+async fn log_and_secure(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
@@ -381,6 +393,14 @@ async fn log_and_secure(request: Request, next: Next) -> Response {
             "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     );
+    if state.https {
+        // One year, the usual HSTS lifetime; no includeSubDomains or preload: the ledger's
+        // host name says nothing about its neighbours.
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     response
 }
 

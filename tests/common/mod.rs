@@ -515,6 +515,7 @@ async fn serve(
 pub struct HttpResponse {
     pub status: u16,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: String,
 }
 
@@ -537,8 +538,8 @@ pub async fn http_get(address: &str, path: &str) -> HttpResponse {
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"));
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
+    let headers = response.headers().clone();
+    let content_type = headers
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
@@ -546,6 +547,7 @@ pub async fn http_get(address: &str, path: &str) -> HttpResponse {
     HttpResponse {
         status,
         content_type,
+        headers,
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
 }
@@ -580,11 +582,13 @@ pub async fn http_get_with(
     let content_type = header("content-type").unwrap_or_default();
     let challenge = header("www-authenticate");
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = response.text().await?;
     Ok((
         HttpResponse {
             status,
             content_type,
+            headers,
             body,
         },
         challenge,
