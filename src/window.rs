@@ -12,13 +12,12 @@
 //! `FromStr`.
 
 use std::str::FromStr;
-use std::time::UNIX_EPOCH;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::ToSpan;
 
-use crate::domain::Millis;
+use crate::domain::{parse_millis, Millis};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -67,10 +66,7 @@ impl FromStr for WindowSpec {
             _ => {}
         }
         if let Some((start, end)) = text.split_once("..") {
-            let time = |part: &str| {
-                rfc3339_millis(part)
-                    .ok_or_else(|| format!("{part:?} is not an RFC 3339 time; {syntax}"))
-            };
+            let time = |part: &str| parse_millis(part).map_err(|e| format!("{e}; {syntax}"));
             return Ok(WindowSpec::Range {
                 start: time(start)?,
                 end: time(end)?,
@@ -87,15 +83,6 @@ impl FromStr for WindowSpec {
             time_zone: time_zone.to_owned(),
         })
     }
-}
-
-/// Parses an RFC 3339 time to Unix milliseconds.
-fn rfc3339_millis(text: &str) -> Option<Millis> {
-    let time = humantime::parse_rfc3339_weak(text).ok()?;
-    Some(match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).ok()?,
-        Err(before) => -i64::try_from(before.duration().as_millis()).ok()?,
-    })
 }
 
 /// Resolves `spec` to `[start, end)`; `as_of` is the prefix's last `received_at`.

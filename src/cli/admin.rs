@@ -77,9 +77,9 @@ enum AdminCommandArgs {
         #[arg(long)]
         service_id: String,
         /// RFC 3339, e.g. 2026-11-28T01:00:00Z
-        #[arg(long, value_parser = super::parse_time)]
+        #[arg(long, value_parser = uptime_ledger::domain::parse_millis)]
         start: i64,
-        #[arg(long, value_parser = super::parse_time)]
+        #[arg(long, value_parser = uptime_ledger::domain::parse_millis)]
         end: i64,
         #[arg(long, default_value = "")]
         reason: String,

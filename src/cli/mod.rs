@@ -224,16 +224,6 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Parses an RFC 3339 time (`2026-11-28T01:00:00Z`) to Unix milliseconds.
-fn parse_time(text: &str) -> Result<i64, String> {
-    let time = humantime::parse_rfc3339_weak(text)
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => Ok(d.as_millis() as i64),
-        Err(e) => Ok(-(e.duration().as_millis() as i64)),
-    }
-}
-
 /// Formats Unix milliseconds as RFC 3339 UTC.
 fn format_time(millis: i64) -> String {
     uptime_ledger::domain::format_millis(millis)

@@ -30,7 +30,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     seq: Option<u64>,
     /// When the check ran, RFC 3339 (default: now).
-    #[arg(long, value_parser = super::parse_time)]
+    #[arg(long, value_parser = uptime_ledger::domain::parse_millis)]
     observed_at: Option<i64>,
     #[arg(long, default_value_t = 0)]
     latency_ms: u32,

@@ -196,6 +196,16 @@ pub enum Outcome {
     Rejected(Rejection),
 }
 
+/// Parses an RFC 3339 time with its offset (`2026-11-27T00:00:00Z`,
+/// `2026-11-27T03:00:00+03:00`) to Unix milliseconds; digits below the millisecond are
+/// dropped. A time without an offset is refused rather than guessed. The one parser behind
+/// the CLI's times, its `--window START..END` and the HTTP API's `start`/`end`.
+pub fn parse_millis(text: &str) -> Result<Millis, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|time| time.as_millisecond())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-27T00:00:00Z: {e}"))
+}
+
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-27T00:00:00.000Z`);
 /// times before 1970 or after 9999 (which RFC 3339 printing does not cover) as a number.
 pub fn format_millis(millis: Millis) -> String {
@@ -215,4 +225,24 @@ pub fn format_millis(millis: Millis) -> String {
 /// validation, so saturation never changes a real value).
 pub fn duration_millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_with_their_offset_and_print_back_in_utc() {
+        // 2026-11-27T00:00:00Z.
+        let t0 = 1_795_737_600_000;
+        assert_eq!(parse_millis("2026-11-27T00:00:00Z"), Ok(t0));
+        assert_eq!(parse_millis("2026-11-27T03:00:00+03:00"), Ok(t0));
+        assert_eq!(parse_millis("2026-11-27T00:00:00.123456Z"), Ok(t0 + 123));
+        assert_eq!(parse_millis("1969-12-31T23:59:59Z"), Ok(-1000));
+        assert_eq!(format_millis(t0 + 123), "2026-11-27T00:00:00.123Z");
+        // No offset: refused, not guessed.
+        let refused = parse_millis("2026-11-27T00:00:00").unwrap_err();
+        assert!(refused.contains("not an RFC 3339 time"), "{refused}");
+        assert!(parse_millis("yesterday").is_err());
+    }
 }

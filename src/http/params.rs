@@ -98,13 +98,7 @@ fn parse_month(text: &str) -> Result<(i32, u8), HttpError> {
 
 /// Parses an RFC 3339 time to Unix milliseconds (sub-millisecond digits are dropped).
 pub fn parse_time(text: &str, what: &str) -> Result<i64, HttpError> {
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|e| {
-            HttpError::bad_request(format!(
-                "{what} {text:?} is not an RFC 3339 time such as 2026-11-27T00:00:00Z: {e}"
-            ))
-        })
+    crate::domain::parse_millis(text).map_err(|e| HttpError::bad_request(format!("{what} {e}")))
 }
 
 /// Unix milliseconds as RFC 3339 UTC with milliseconds, e.g. `2026-11-27T00:00:00.000Z`:
