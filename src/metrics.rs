@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -303,6 +303,15 @@ impl Collector for ScrapeGauges {
                 0.0
             },
         )?;
+
+        encoder
+            .encode_descriptor(
+                "projection_replayed_entries",
+                "Log entries replayed to answer queries about an earlier checkpointed prefix (tree_size=N)",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&self.projections.replayed_for_queries(), None)?;
 
         let published = self.projections.read();
         gauge(

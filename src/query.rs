@@ -5,9 +5,7 @@
 //! current time) and returns plain domain values; the RPC and HTTP edges convert them to
 //! their wire formats and map [`QueryError`] to their status codes.
 
-use std::sync::Arc;
-
-use crate::log::{Ledger, ReadError};
+use crate::log::ReadError;
 use crate::projection::{AvailabilityReport, Incident, Interval, Projection, ServiceSpec, State};
 use crate::projector::{Projections, Published};
 use crate::window::{self, WindowSpec};
@@ -124,13 +122,12 @@ pub fn timeline(
 }
 
 /// Runs `answer` on the published projection, or on the earlier checkpointed prefix
-/// `tree_size` (recomputed from the log, off the async workers) when one is asked for and
-/// it is not the published one.
-pub async fn at_prefix<T: Send + 'static>(
-    ledger: &Arc<Ledger>,
+/// `tree_size` when one is asked for and it is not the published one
+/// ([`Projections::earlier`]: recomputed from the log, one replay at a time).
+pub async fn at_prefix<T>(
     projections: &Projections,
     tree_size: Option<u64>,
-    answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
+    answer: impl FnOnce(&Published) -> Result<T, QueryError>,
 ) -> Result<T, QueryError> {
     {
         let published = projections.read();
@@ -140,10 +137,6 @@ pub async fn at_prefix<T: Send + 'static>(
             Some(_) => {}
         }
     }
-    let ledger = ledger.clone();
-    let size = tree_size.unwrap_or_default();
-    let published = tokio::task::spawn_blocking(move || Projections::at_tree_size(&ledger, size))
-        .await
-        .map_err(|e| ReadError::Storage(format!("the replay task failed: {e}")))??;
+    let published = projections.earlier(tree_size.unwrap_or_default()).await?;
     answer(&published)
 }

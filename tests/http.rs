@@ -253,10 +253,13 @@ async fn an_earlier_prefix_is_answered_as_grpc_answers_it() {
         rfc3339(END - DAY),
         rfc3339(END + 2 * HOUR)
     );
-    let range = pb::window::Window::Range(pb::TimeRange {
-        start: Some(uptime_ledger::entry::millis_timestamp(END - DAY)),
-        end: Some(uptime_ledger::entry::millis_timestamp(END + 2 * HOUR)),
-    });
+    let range_pb = || {
+        pb::window::Window::Range(pb::TimeRange {
+            start: Some(uptime_ledger::entry::millis_timestamp(END - DAY)),
+            end: Some(uptime_ledger::entry::millis_timestamp(END + 2 * HOUR)),
+        })
+    };
+    let range = range_pb();
     let path = format!("/api/v1/services/ecitizen.portal/availability?{window}&tree_size={before}");
     let then = assert_json(&ledger.http_get(&path).await, 200);
     assert_same_report(
@@ -280,6 +283,44 @@ async fn an_earlier_prefix_is_answered_as_grpc_answers_it() {
     let incidents = assert_json(&ledger.http_get(&path).await, 200);
     assert_eq!(incidents["tree_size"], before);
     assert_eq!(incidents["incidents"], serde_json::json!([]));
+    // Three answers (HTTP, gRPC, HTTP) about that prefix cost one replay of it.
+    let replayed = || async {
+        ledger
+            .metrics()
+            .await
+            .value("uptime_ledger_projection_replayed_entries_total", &[])
+    };
+    assert_eq!(replayed().await, before as f64);
+
+    // The log grows again; a question about the prefix in between extends the kept one
+    // by the entries after it instead of replaying the whole log, and answers as gRPC does.
+    let up_again = seed::PROBES
+        .iter()
+        .enumerate()
+        .map(|(p, (probe_id, _))| {
+            let probe_key = key(p as u8 + 1);
+            observation(
+                &probe_key,
+                probe_id,
+                "ecitizen.portal",
+                1_000_001,
+                END + HOUR,
+                Status::Up,
+            )
+        })
+        .collect();
+    assert!(ledger.submit(up_again).await.iter().all(accepted));
+    let latest = ledger.wait_for_projection().await;
+    assert!(latest > after);
+    let path = format!("/api/v1/services/ecitizen.portal/availability?{window}&tree_size={after}");
+    let between = assert_json(&ledger.http_get(&path).await, 200);
+    assert_same_report(
+        &between,
+        &grpc_availability(&ledger, "ecitizen.portal", range_pb(), after).await,
+    );
+    assert_eq!(between["tree_size"], after);
+    assert_eq!(between["down_ms"], now["down_ms"]);
+    assert_eq!(replayed().await, after as f64);
 }
 
 #[tokio::test]

@@ -47,9 +47,6 @@ pub struct HttpState {
     metrics: Arc<prometheus_client::registry::Registry>,
     /// The checkpoint verifier key, shown on every page.
     verifier_key: String,
-    /// Answering from an earlier prefix replays the log from the start, and the API is
-    /// public: such replays run one at a time, later ones wait.
-    replays: Arc<tokio::sync::Semaphore>,
     /// When set, `/api/…` (but `/api/v1/checkpoint`) and `/metrics` need it as a bearer token.
     read_token: Option<Arc<ReadToken>>,
     /// Serving HTTPS (there is no mixed mode: with TLS on, plaintext HTTP is not served).
@@ -64,7 +61,6 @@ impl HttpState {
             ledger,
             projections,
             metrics: Arc::new(metrics),
-            replays: Arc::new(tokio::sync::Semaphore::new(1)),
             read_token: None,
             https: false,
         }
@@ -82,35 +78,13 @@ impl HttpState {
         self
     }
 
-    /// [`query::at_prefix`], with at most one earlier prefix recomputed at a time. The
-    /// replay runs in its own task that keeps its turn until it is done, even when the
-    /// request is dropped (client gone, timeout), so replays never pile up.
-    async fn at_prefix<T: Send + 'static>(
+    /// [`query::at_prefix`] on this server's projections.
+    async fn at_prefix<T>(
         &self,
         tree_size: Option<u64>,
-        answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
+        answer: impl FnOnce(&Published) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
-        let Some(size) = tree_size else {
-            return query::at_prefix(&self.ledger, &self.projections, None, answer).await;
-        };
-        let turn = self
-            .replays
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (ledger, projections) = (self.ledger.clone(), self.projections.clone());
-        tokio::spawn(async move {
-            let answered = query::at_prefix(&ledger, &projections, Some(size), answer).await;
-            drop(turn);
-            answered
-        })
-        .await
-        .map_err(|e| {
-            QueryError::Prefix(crate::log::ReadError::Storage(format!(
-                "the replay task failed: {e}"
-            )))
-        })?
+        query::at_prefix(&self.projections, tree_size, answer).await
     }
 }
 

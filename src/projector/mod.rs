@@ -13,6 +13,7 @@ mod snapshot_store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,7 @@ pub struct ProjectorConfig {
 }
 
 /// The projection of one checkpointed prefix.
+#[derive(Clone)]
 pub struct Published {
     pub projection: Projection,
     pub tree_size: u64,
@@ -97,6 +99,11 @@ pub struct Projections {
     clock: Arc<dyn Clock>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The last earlier prefix recomputed for a query (see [`Projections::earlier`]); its
+    /// lock is held for the whole of a replay, so replays run one at a time.
+    earlier: Arc<tokio::sync::Mutex<Option<Arc<Published>>>>,
+    /// Entries replayed for earlier prefixes since the start.
+    replayed_for_queries: Arc<AtomicU64>,
 }
 
 impl Projections {
@@ -134,6 +141,8 @@ impl Projections {
             clock: config.clock,
             stop,
             task: Mutex::new(None),
+            earlier: Arc::default(),
+            replayed_for_queries: Arc::default(),
         });
         projections.announce_state_changes();
         projections.save_snapshot();
@@ -189,19 +198,53 @@ impl Projections {
         self.save_snapshot();
     }
 
-    /// The projection of an earlier checkpointed prefix, recomputed from the log (exact;
-    /// costs a replay of `tree_size` entries). Blocking.
-    pub fn at_tree_size(
+    /// The projection of the earlier checkpointed prefix `tree_size`, recomputed from the
+    /// log. The last one recomputed is kept: an audit asks about every service at one
+    /// size, and the next audit's size is larger, so it replays only the entries between
+    /// (from a copy of the kept one) instead of the whole log. Replays run one at a time,
+    /// off the async workers, and keep their turn until done even when the caller is gone
+    /// (client away, timeout), so replays never pile up and the result waits for a retry.
+    pub async fn earlier(&self, tree_size: u64) -> Result<Arc<Published>, crate::log::ReadError> {
+        let mut kept = self.earlier.clone().lock_owned().await;
+        if let Some(published) = kept.as_ref().filter(|p| p.tree_size == tree_size) {
+            return Ok(published.clone());
+        }
+        let ledger = self.ledger.clone();
+        let replayed = self.replayed_for_queries.clone();
+        tokio::task::spawn_blocking(move || {
+            let base = kept.as_deref().filter(|p| p.tree_size < tree_size);
+            let published = Arc::new(Projections::extended(&ledger, base, tree_size)?);
+            let from = base.map_or(0, |p| p.tree_size);
+            replayed.fetch_add(tree_size - from, Ordering::Relaxed);
+            *kept = Some(published.clone());
+            Ok(published)
+        })
+        .await
+        .map_err(|e| crate::log::ReadError::Storage(format!("the replay task failed: {e}")))?
+    }
+
+    /// Entries replayed to answer queries about earlier prefixes since the start (for
+    /// `/metrics`).
+    pub fn replayed_for_queries(&self) -> u64 {
+        self.replayed_for_queries.load(Ordering::Relaxed)
+    }
+
+    /// The projection of the checkpointed prefix `tree_size`: `base` (a smaller prefix)
+    /// extended by the entries after it, or a replay of the whole prefix. Blocking.
+    fn extended(
         ledger: &Ledger,
+        base: Option<&Published>,
         tree_size: u64,
     ) -> Result<Published, crate::log::ReadError> {
         let checkpoint = ledger.checkpoint_at(tree_size)?;
-        let genesis = ledger.registry().genesis().clone();
-        let mut published = Published {
-            projection: Projection::new(feed::projection_config(&genesis)),
-            tree_size: 0,
-            checkpoint: String::new(),
-            as_of: i64::MIN,
+        let mut published = match base {
+            Some(base) => base.clone(),
+            None => Published {
+                projection: Projection::new(feed::projection_config(ledger.registry().genesis())),
+                tree_size: 0,
+                checkpoint: String::new(),
+                as_of: i64::MIN,
+            },
         };
         apply_range(ledger, &mut published, tree_size)
             .map_err(|e| crate::log::ReadError::Storage(e.to_string()))?;

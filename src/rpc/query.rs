@@ -33,7 +33,7 @@ impl QueryApi {
         answer: impl FnOnce(&Published) -> Result<T, QueryError> + Send + 'static,
     ) -> Result<T, Status> {
         let tree_size = (tree_size != 0).then_some(tree_size);
-        query::at_prefix(&self.ledger, &self.projections, tree_size, answer)
+        query::at_prefix(&self.projections, tree_size, answer)
             .await
             .map_err(status::query_error)
     }
