@@ -57,8 +57,8 @@ const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 /// `DUPLICATE`). For a `SubmitStream`, the refusal that ended the stream (its earlier
 /// chunks were acknowledged). The `reason` label of
 /// `uptime_ledger_ingest_refused_calls_total`. Not counted: a message over the size limit
-/// (refused by the transport before ingest sees it) and a stream's own transport or
-/// decoding failure.
+/// (refused by the transport before ingest sees it), a stream's own transport or decoding
+/// failure, and an internal failure (a panicked task, answered INTERNAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusedCall {
     /// Shed at once: `max_inflight_submits` calls were already in flight (UNAVAILABLE).

@@ -412,6 +412,15 @@ fn with_json_logs_a_panic_and_the_final_error_are_json_lines_too() {
     );
     command.env("FAILPOINTS", "projector::snapshot=1*panic");
     let mut served = process::Process::spawn(command);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while served.try_wait().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not exit after the panic:\n{}",
+            served.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (exit, stderr) = served.wait();
     assert!(!exit.success(), "{stderr}");
     let lines: Vec<serde_json::Value> = stderr

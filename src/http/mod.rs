@@ -156,10 +156,7 @@ async fn serve_connections<L: Listener>(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let request_timeout = limits.http_request_timeout;
-    let app = router(state).layer(middleware::from_fn(move |request, next| {
-        within(request_timeout, request, next)
-    }));
+    let app = router(state, limits.http_request_timeout);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.http_header_timeout)
@@ -202,9 +199,9 @@ async fn within(limit: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// Every route. Public so that tests (and the demo) can serve it however they like.
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// Every route, with a handler timeout of `request_timeout`.
+pub fn router(state: HttpState, request_timeout: Duration) -> Router {
+    let routes = Router::new()
         .route("/", get(pages::index))
         .route("/services/{service_id}", get(pages::service))
         .route("/api/v1/services", get(api::services))
@@ -230,12 +227,26 @@ pub fn router(state: HttpState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_read_token,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            log_and_secure,
-        ))
-        .with_state(state)
+        ));
+    let https = state.https;
+    outer_layers(routes, https, request_timeout).with_state(state)
+}
+
+/// What every answer passes through, outermost last: `request_timeout` bounds a handler
+/// (then `503`), and the logging and security headers wrap that, so the `503` carries
+/// them too.
+fn outer_layers<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    https: bool,
+    request_timeout: Duration,
+) -> Router<S> {
+    routes
+        .layer(middleware::from_fn(move |request, next| {
+            within(request_timeout, request, next)
+        }))
+        .layer(middleware::from_fn(move |request, next| {
+            log_and_secure(https, request, next)
+        }))
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
@@ -350,7 +361,7 @@ async fn require_read_token(
 
 /// Logs each request at debug level and sets headers every answer should carry: no
 /// framing, no MIME sniffing, scripts and styles only from this server.
-async fn log_and_secure(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+async fn log_and_secure(https: bool, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
@@ -367,7 +378,7 @@ async fn log_and_secure(State(state): State<HttpState>, request: Request, next: 
             "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     );
-    if state.https {
+    if https {
         // One year, the usual HSTS lifetime; no includeSubDomains or preload: the ledger's
         // host name says nothing about its neighbours.
         headers.insert(
@@ -393,10 +404,8 @@ mod tests {
                     "late"
                 }),
             )
-            .route("/fast", get(|| async { "ok" }))
-            .layer(middleware::from_fn(move |request, next| {
-                within(Duration::from_millis(100), request, next)
-            }));
+            .route("/fast", get(|| async { "ok" }));
+        let app = outer_layers(app, true, Duration::from_millis(100));
         let request = |path: &str| {
             Request::builder()
                 .uri(path)
@@ -410,5 +419,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         let fast = app.oneshot(request("/fast")).await.unwrap();
         assert_eq!(fast.status(), StatusCode::OK);
+        // The timeout's own answer carries the security headers too.
+        for response in [&slow, &fast] {
+            let headers = response.headers();
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+            assert_eq!(
+                headers[header::STRICT_TRANSPORT_SECURITY],
+                "max-age=31536000"
+            );
+        }
     }
 }

@@ -201,9 +201,11 @@ impl Projections {
     /// The projection of the earlier checkpointed prefix `tree_size`, recomputed from the
     /// log. The last one recomputed is kept: an audit asks about every service at one
     /// size, and the next audit's size is larger, so it replays only the entries between
-    /// (from a copy of the kept one) instead of the whole log. Replays run one at a time,
-    /// off the async workers, and keep their turn until done even when the caller is gone
-    /// (client away, timeout), so replays never pile up and the result waits for a retry.
+    /// (extending the kept one in place) instead of the whole log. Replays run one at a
+    /// time, off the async workers, and keep their turn until done even when the caller is
+    /// gone (client away, timeout), so replays never pile up and the result waits for a
+    /// retry. Memory: one more projection, briefly two while an answer still holds the
+    /// previous one; after a failed replay nothing is kept.
     pub async fn earlier(&self, tree_size: u64) -> Result<Arc<Published>, crate::log::ReadError> {
         let mut kept = self.earlier.clone().lock_owned().await;
         if let Some(published) = kept.as_ref().filter(|p| p.tree_size == tree_size) {
@@ -212,9 +214,24 @@ impl Projections {
         let ledger = self.ledger.clone();
         let replayed = self.replayed_for_queries.clone();
         tokio::task::spawn_blocking(move || {
-            let base = kept.as_deref().filter(|p| p.tree_size < tree_size);
-            let published = Arc::new(Projections::extended(&ledger, base, tree_size)?);
-            let from = base.map_or(0, |p| p.tree_size);
+            let checkpoint = ledger.checkpoint_at(tree_size)?;
+            let mut published = match kept.take() {
+                Some(base) if base.tree_size < tree_size => base,
+                _ => Arc::new(Published {
+                    projection: Projection::new(feed::projection_config(
+                        ledger.registry().genesis(),
+                    )),
+                    tree_size: 0,
+                    checkpoint: String::new(),
+                    as_of: i64::MIN,
+                }),
+            };
+            let from = published.tree_size;
+            // In place unless an answer still holds the kept one (then a copy).
+            let extending = Arc::make_mut(&mut published);
+            apply_range(&ledger, extending, tree_size)
+                .map_err(|e| crate::log::ReadError::Storage(e.to_string()))?;
+            extending.checkpoint = checkpoint.note;
             replayed.fetch_add(tree_size - from, Ordering::Relaxed);
             *kept = Some(published.clone());
             Ok(published)
@@ -227,29 +244,6 @@ impl Projections {
     /// `/metrics`).
     pub fn replayed_for_queries(&self) -> u64 {
         self.replayed_for_queries.load(Ordering::Relaxed)
-    }
-
-    /// The projection of the checkpointed prefix `tree_size`: `base` (a smaller prefix)
-    /// extended by the entries after it, or a replay of the whole prefix. Blocking.
-    fn extended(
-        ledger: &Ledger,
-        base: Option<&Published>,
-        tree_size: u64,
-    ) -> Result<Published, crate::log::ReadError> {
-        let checkpoint = ledger.checkpoint_at(tree_size)?;
-        let mut published = match base {
-            Some(base) => base.clone(),
-            None => Published {
-                projection: Projection::new(feed::projection_config(ledger.registry().genesis())),
-                tree_size: 0,
-                checkpoint: String::new(),
-                as_of: i64::MIN,
-            },
-        };
-        apply_range(ledger, &mut published, tree_size)
-            .map_err(|e| crate::log::ReadError::Storage(e.to_string()))?;
-        published.checkpoint = checkpoint.note;
-        Ok(published)
     }
 
     fn save_snapshot(&self) {
