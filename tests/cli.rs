@@ -161,6 +161,38 @@ fn the_cli_drives_a_ledger_and_a_tampered_directory_refuses_to_start() {
             && entries.contains("HTTP 503"),
         "{entries}"
     );
+    // Commands read the way `admin` takes them, one line each, the key in hex.
+    assert!(
+        entries.contains(
+            "define-service ecitizen.passport name=\"Passport applications\" agency=\"Immigration\" slo_target=0.995 quorum=at-least:2"
+        ),
+        "{entries}"
+    );
+    let probe_key_hex = hex::encode(crypto::read_verifying_key(&probe_pub).unwrap().as_bytes());
+    assert!(
+        entries.contains(&format!(
+            "register-probe nbo-1 public_key={probe_key_hex} location=\"Nairobi\""
+        )),
+        "{entries}"
+    );
+    assert_eq!(entries.lines().count(), 4, "{entries}");
+    // A refused command names the gRPC code and the server's reason.
+    let refused = cli(&[
+        "admin",
+        "--ledger",
+        &address,
+        "--key",
+        admin_key.to_str().unwrap(),
+        "revoke-probe",
+        "--probe-id",
+        "nobody",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("NotFound: probe nobody is not registered"),
+        "{stderr}"
+    );
     let checkpoint = assert_ok(&cli(&["log", "--ledger", &address, "checkpoint"]));
     let verifier_key = checkpoint
         .lines()

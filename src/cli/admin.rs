@@ -165,7 +165,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             command: Some(signed),
         })
         .await
-        .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))?
+        .map_err(|status| anyhow::anyhow!("{}", super::rpc_failure(&status)))?
         .into_inner();
     if response.duplicate {
         println!("already applied at index {}", response.index);

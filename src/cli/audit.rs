@@ -200,9 +200,8 @@ async fn compare_service(
 ) -> anyhow::Result<()> {
     let rpc_error = |rpc: &str, status: tonic::Status| {
         anyhow!(
-            "service {service_id}: {rpc} failed: {}: {}",
-            status.code(),
-            status.message()
+            "service {service_id}: {rpc} failed: {}",
+            super::rpc_failure(&status)
         )
     };
     let served = query
@@ -320,9 +319,8 @@ async fn consistency_proof(
         .await
         .map_err(|status| {
             anyhow!(
-                "GetConsistencyProof({first}, {second}) failed: {}: {}",
-                status.code(),
-                status.message()
+                "GetConsistencyProof({first}, {second}) failed: {}",
+                super::rpc_failure(&status)
             )
         })?
         .into_inner()

@@ -287,9 +287,7 @@ async fn set_up(data_dir: &Path, script: &Script, channel: Channel) -> anyhow::R
                 command: Some(client::sign_command("admin", &admin_key, &command)),
             })
             .await
-            .map_err(|status| {
-                anyhow::anyhow!("demo setup: {}: {}", status.code(), status.message())
-            })?;
+            .map_err(|status| anyhow::anyhow!("demo setup: {}", super::rpc_failure(&status)))?;
     }
     Ok(())
 }
@@ -336,7 +334,7 @@ async fn backfill(
                             observations: signed,
                         })
                         .await
-                        .map_err(|s| anyhow::anyhow!("backfill: {}: {}", s.code(), s.message()))?
+                        .map_err(|s| anyhow::anyhow!("backfill: {}", super::rpc_failure(&s)))?
                         .into_inner()
                         .acks;
                     if let Some(ack) = acks

@@ -84,8 +84,7 @@ struct Record {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
-    let rpc_error =
-        |status: tonic::Status| anyhow!("GetEntries: {}: {}", status.code(), status.message());
+    let rpc_error = |status: tonic::Status| anyhow!("GetEntries: {}", super::rpc_failure(&status));
     let mut stream = LogServiceClient::new(channel)
         .get_entries(pb::GetEntriesRequest {
             start: args.start,

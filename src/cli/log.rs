@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use uptime_ledger::checkpoint::NoteVerifier;
 use uptime_ledger::client;
-use uptime_ledger::domain::Status;
+use uptime_ledger::domain::{Command, Quorum, Status};
 use uptime_ledger::entry::{self, Payload};
 use uptime_ledger::pb;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
@@ -48,8 +48,7 @@ enum LogCommand {
 
 pub async fn run(args: LogArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
-    let rpc_error =
-        |status: tonic::Status| anyhow::anyhow!("{}: {}", status.code(), status.message());
+    let rpc_error = |status: tonic::Status| anyhow::anyhow!("{}", super::rpc_failure(&status));
     match args.command {
         LogCommand::Checkpoint { tree_size } => {
             let response = LogServiceClient::new(channel)
@@ -127,9 +126,55 @@ fn describe(index: u64, bytes: &[u8]) -> String {
             signer, command, ..
         } => {
             format!(
-                "{index:>8}  {when}  command  signer={signer} seq={} {:?}",
-                command.seq, command.command
+                "{index:>8}  {when}  command  signer={signer} seq={} {}",
+                command.seq,
+                describe_command(&command.command)
             )
+        }
+    }
+}
+
+/// An admin command the way `admin` takes it: its subcommand and flags' values.
+fn describe_command(command: &Command) -> String {
+    match command {
+        Command::DefineService(spec) => format!(
+            "define-service {} name={:?} agency={:?} slo_target={} quorum={} staleness={}",
+            spec.service_id,
+            spec.name,
+            spec.agency,
+            spec.slo_target,
+            match spec.quorum {
+                Quorum::Any => "any".to_owned(),
+                Quorum::Majority => "majority".to_owned(),
+                Quorum::All => "all".to_owned(),
+                Quorum::AtLeast(k) => format!("at-least:{k}"),
+            },
+            humantime::format_duration(spec.staleness)
+        ),
+        Command::RegisterProbe {
+            probe_id,
+            public_key,
+            location,
+        } => format!(
+            "register-probe {probe_id} public_key={} location={location:?}",
+            hex::encode(public_key.as_bytes())
+        ),
+        Command::RevokeProbe { probe_id, reason } => {
+            format!("revoke-probe {probe_id} reason={reason:?}")
+        }
+        Command::ScheduleMaintenance {
+            maintenance_id,
+            service_id,
+            start,
+            end,
+            reason,
+        } => format!(
+            "schedule-maintenance {maintenance_id} service={service_id} start={} end={} reason={reason:?}",
+            super::format_time(*start),
+            super::format_time(*end)
+        ),
+        Command::CancelMaintenance { maintenance_id } => {
+            format!("cancel-maintenance {maintenance_id}")
         }
     }
 }

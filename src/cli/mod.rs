@@ -224,6 +224,12 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// A refused RPC as the CLI reports it: the gRPC code by name and the server's message,
+/// e.g. `NotFound: probe nobody is not registered`.
+fn rpc_failure(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
 /// Formats Unix milliseconds as RFC 3339 UTC.
 fn format_time(millis: i64) -> String {
     uptime_ledger::domain::format_millis(millis)

@@ -73,7 +73,7 @@ struct IncidentReport {
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
     let mut query = QueryServiceClient::new(channel);
-    let rpc_error = |status: tonic::Status| anyhow!("{}: {}", status.code(), status.message());
+    let rpc_error = |status: tonic::Status| anyhow!("{}", super::rpc_failure(&status));
     let listed = query
         .list_services(pb::ListServicesRequest {})
         .await
@@ -113,9 +113,8 @@ async fn service_report(
     let service_id = spec.service_id;
     let rpc_error = |rpc: &str, status: tonic::Status| {
         anyhow!(
-            "service {service_id}: {rpc}: {}: {}",
-            status.code(),
-            status.message()
+            "service {service_id}: {rpc}: {}",
+            super::rpc_failure(&status)
         )
     };
     let served = query

@@ -64,7 +64,7 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<()> {
             observations: vec![client::sign_observation(&key, &observation)],
         })
         .await
-        .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))?
+        .map_err(|status| anyhow::anyhow!("{}", super::rpc_failure(&status)))?
         .into_inner();
     let ack = response
         .acks
