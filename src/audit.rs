@@ -1,5 +1,5 @@
-//! The auditor's independent check of a log prefix: pure. It is given the entries (already
-//! hashed to the signed checkpoint by [`crate::client::download_entries`]), the pinned
+//! The auditor's independent check of a log prefix: pure. It is given the entries (hashed
+//! to the signed checkpoint as they stream in, by [`crate::client::download_and_audit`]), the pinned
 //! checkpoint verifier and, for comparisons, the server's answers as plain values; it does
 //! no I/O and never reads the clock.
 //!

@@ -235,47 +235,104 @@ pub async fn download_entries(
     tree_size: u64,
     mut on_entry: impl FnMut(),
 ) -> Result<DownloadedEntries, VerifyLogError> {
-    let mut stream = log
-        .get_entries(pb::GetEntriesRequest {
-            start: 0,
-            end: tree_size,
-        })
-        .await?
-        .into_inner();
+    let mut stream = EntryStream::open(log, tree_size).await?;
     let mut entries = Vec::new();
-    let mut appender = TileAppender::new();
-    let mut leaves: Vec<Hash> = Vec::new();
-    while let Some(message) = stream.message().await? {
-        let expected = entries.len() as u64;
-        if message.index != expected {
-            return Err(VerifyLogError::Entry {
-                index: expected,
-                detail: format!("the server sent entry {} instead", message.index),
-            });
+    loop {
+        let chunk = stream.next_chunk(AUDIT_CHUNK, &mut on_entry).await?;
+        if chunk.is_empty() {
+            break;
         }
-        let decoded = entry::decode_entry(&message.entry).map_err(|e| VerifyLogError::Entry {
-            index: expected,
-            detail: e.to_string(),
-        })?;
-        if decoded.index != expected {
-            return Err(VerifyLogError::Entry {
-                index: expected,
-                detail: format!("the entry says it is entry {}", decoded.index),
-            });
-        }
-        leaves.push(merkle::leaf_hash(&message.entry));
-        if leaves.len() == 4096 {
-            appender.append(&leaves);
-            leaves.clear();
-        }
-        entries.push(message.entry);
-        on_entry();
+        entries.extend(chunk);
     }
-    appender.append(&leaves);
     Ok(DownloadedEntries {
         entries,
-        root: appender.root(),
+        root: stream.root(),
     })
+}
+
+/// The entries `[0, tree_size)` as the server streams them, each checked to decode and to
+/// be the entry of its index, and hashed into the Merkle tree as it passes, so a caller
+/// can look at them a chunk at a time instead of holding the whole log.
+struct EntryStream {
+    stream: tonic::Streaming<pb::GetEntriesResponse>,
+    appender: TileAppender,
+    /// Leaf hashes not yet handed to the appender (it takes them in batches).
+    leaves: Vec<Hash>,
+    next_index: u64,
+}
+
+impl EntryStream {
+    async fn open(
+        log: &mut LogServiceClient<LedgerChannel>,
+        tree_size: u64,
+    ) -> Result<EntryStream, VerifyLogError> {
+        let stream = log
+            .get_entries(pb::GetEntriesRequest {
+                start: 0,
+                end: tree_size,
+            })
+            .await?
+            .into_inner();
+        Ok(EntryStream {
+            stream,
+            appender: TileAppender::new(),
+            leaves: Vec::new(),
+            next_index: 0,
+        })
+    }
+
+    /// The next at most `max` entries (fewer at the end of the stream, none after it).
+    async fn next_chunk(
+        &mut self,
+        max: usize,
+        mut on_entry: impl FnMut(),
+    ) -> Result<Vec<Vec<u8>>, VerifyLogError> {
+        let mut chunk = Vec::with_capacity(max.min(4096));
+        while chunk.len() < max {
+            let Some(message) = self.stream.message().await? else {
+                break;
+            };
+            let expected = self.next_index;
+            if message.index != expected {
+                return Err(VerifyLogError::Entry {
+                    index: expected,
+                    detail: format!("the server sent entry {} instead", message.index),
+                });
+            }
+            let decoded =
+                entry::decode_entry(&message.entry).map_err(|e| VerifyLogError::Entry {
+                    index: expected,
+                    detail: e.to_string(),
+                })?;
+            if decoded.index != expected {
+                return Err(VerifyLogError::Entry {
+                    index: expected,
+                    detail: format!("the entry says it is entry {}", decoded.index),
+                });
+            }
+            self.leaves.push(merkle::leaf_hash(&message.entry));
+            if self.leaves.len() == 4096 {
+                self.appender.append(&self.leaves);
+                self.leaves.clear();
+            }
+            self.next_index += 1;
+            chunk.push(message.entry);
+            on_entry();
+        }
+        Ok(chunk)
+    }
+
+    /// Entries received so far.
+    fn received(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The Merkle root of the entries received so far.
+    fn root(&mut self) -> Hash {
+        self.appender.append(&self.leaves);
+        self.leaves.clear();
+        self.appender.root()
+    }
 }
 
 /// Checks that the downloaded entries are exactly the tree `checkpoint` signs.
@@ -283,13 +340,24 @@ pub fn check_root(
     checkpoint: &Checkpoint,
     downloaded: &DownloadedEntries,
 ) -> Result<(), VerifyLogError> {
-    if downloaded.entries.len() as u64 != checkpoint.tree_size
-        || downloaded.root != checkpoint.root_hash
-    {
+    check_served_root(
+        checkpoint,
+        downloaded.entries.len() as u64,
+        &downloaded.root,
+    )
+}
+
+/// Checks that `served` entries hashing to `root` are exactly the tree `checkpoint` signs.
+fn check_served_root(
+    checkpoint: &Checkpoint,
+    served: u64,
+    root: &Hash,
+) -> Result<(), VerifyLogError> {
+    if served != checkpoint.tree_size || *root != checkpoint.root_hash {
         return Err(VerifyLogError::RootMismatch {
             tree_size: checkpoint.tree_size,
-            served: downloaded.entries.len() as u64,
-            computed: hex::encode(downloaded.root),
+            served,
+            computed: hex::encode(root),
             signed: hex::encode(checkpoint.root_hash),
         });
     }
@@ -319,35 +387,53 @@ pub enum LogAuditError {
     },
 }
 
-/// The `audit` command's check of a log prefix: downloads the entries the checkpoint
-/// covers and recomputes the Merkle root, then audits them (ingest rules, signatures on
-/// every core, the projection) a chunk at a time. When the entries do not hash to the
-/// signed root, the audit still runs over them to name the first bad entry.
+/// The `audit` command's check of a log prefix: streams the entries the checkpoint covers,
+/// hashing them into the Merkle root as they pass, and audits them a chunk at a time as
+/// they arrive (ingest rules, signatures on every core while the next chunk downloads,
+/// the projection), so memory holds a few chunks, never the log. When the entries do not
+/// hash to the signed root, the audit still runs over them to name the first bad entry;
+/// after the first failure the rest is only hashed.
 ///
-/// `progress(step, n)` reports `n` more entries done; each step first reports 0 entries
-/// as it starts.
+/// `progress(step, n)` reports `n` more entries done; the steps alternate a chunk at a
+/// time, each first reporting 0 entries as it starts.
 pub async fn download_and_audit(
     log: &mut LogServiceClient<LedgerChannel>,
     checkpoint: &Checkpoint,
     verifier: &NoteVerifier,
     mut progress: impl FnMut(AuditStep, u64),
 ) -> Result<AuditedPrefix, LogAuditError> {
-    progress(AuditStep::Download, 0);
-    let downloaded = download_entries(log, checkpoint.tree_size, || {
-        progress(AuditStep::Download, 1)
-    })
-    .await?;
-    let root = check_root(checkpoint, &downloaded);
-
-    progress(AuditStep::Verify, 0);
+    let mut stream = EntryStream::open(log, checkpoint.tree_size).await?;
     let mut audit = Ok(PrefixAudit::new(verifier));
-    for chunk in downloaded.entries.chunks(AUDIT_CHUNK) {
-        audit = audit.and_then(|audit| audit.check_entries(chunk));
-        if audit.is_err() {
+    loop {
+        progress(AuditStep::Download, 0);
+        let chunk = stream
+            .next_chunk(AUDIT_CHUNK, || progress(AuditStep::Download, 1))
+            .await?;
+        if chunk.is_empty() {
             break;
         }
-        progress(AuditStep::Verify, chunk.len() as u64);
+        // After a failure the rest is only downloaded and hashed, to tell whether the
+        // served entries are the signed tree at all.
+        let running = match audit {
+            Ok(running) => running,
+            Err(error) => {
+                audit = Err(error);
+                continue;
+            }
+        };
+        progress(AuditStep::Verify, 0);
+        let entries = chunk.len() as u64;
+        // Judging is CPU work: off the async workers. The chunk's signatures go on being
+        // verified in the background while the next chunk downloads.
+        audit = tokio::task::spawn_blocking(move || running.check_entries(&chunk))
+            .await
+            .expect("the audit of a chunk panicked");
+        if audit.is_ok() {
+            progress(AuditStep::Verify, entries);
+        }
     }
+    let served = stream.received();
+    let root = check_served_root(checkpoint, served, &stream.root());
     let audited = audit.and_then(|audit| audit.finish(checkpoint));
     match (root, audited) {
         (Ok(()), Ok(audited)) => Ok(audited),

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use indicatif::ProgressBar;
 use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix};
 use uptime_ledger::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
 use uptime_ledger::client::{self, AuditStep, LedgerChannel};
@@ -144,26 +143,15 @@ async fn download_and_audit(
     checkpoint: &Checkpoint,
     verifier: &NoteVerifier,
 ) -> anyhow::Result<AuditedPrefix> {
-    let mut bar: Option<(AuditStep, ProgressBar)> = None;
+    // One bar for the entries audited; downloads run a chunk ahead of it.
+    let bar = super::progress_bar(checkpoint.tree_size, "auditing");
     let audited = client::download_and_audit(log, checkpoint, verifier, |step, entries| {
-        if bar.as_ref().map(|(current, _)| *current) != Some(step) {
-            if let Some((_, done)) = bar.take() {
-                done.finish_and_clear();
-            }
-            let what = match step {
-                AuditStep::Download => "downloading",
-                AuditStep::Verify => "verifying",
-            };
-            bar = Some((step, super::progress_bar(checkpoint.tree_size, what)));
-        }
-        if let Some((_, current)) = &bar {
-            current.inc(entries);
+        if step == AuditStep::Verify {
+            bar.inc(entries);
         }
     })
     .await;
-    if let Some((_, done)) = bar {
-        done.finish_and_clear();
-    }
+    bar.finish_and_clear();
     Ok(audited?)
 }
 
