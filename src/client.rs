@@ -163,7 +163,7 @@ pub fn sign_command(signer: &str, key: &SigningKey, command: &AdminCommand) -> p
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyLogError {
-    #[error("gRPC: {0}")]
+    #[error("gRPC: {:?}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
     #[error("the checkpoint does not verify: {0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
@@ -255,6 +255,8 @@ pub async fn download_entries(
 /// can look at them a chunk at a time instead of holding the whole log.
 struct EntryStream {
     stream: tonic::Streaming<pb::GetEntriesResponse>,
+    /// The entries asked for; a server that sends more is refused at the first extra one.
+    tree_size: u64,
     appender: TileAppender,
     /// Leaf hashes not yet handed to the appender (it takes them in batches).
     leaves: Vec<Hash>,
@@ -275,6 +277,7 @@ impl EntryStream {
             .into_inner();
         Ok(EntryStream {
             stream,
+            tree_size,
             appender: TileAppender::new(),
             leaves: Vec::new(),
             next_index: 0,
@@ -293,6 +296,15 @@ impl EntryStream {
                 break;
             };
             let expected = self.next_index;
+            if expected == self.tree_size {
+                return Err(VerifyLogError::Entry {
+                    index: expected,
+                    detail: format!(
+                        "the server sent more than the {} entries asked for",
+                        self.tree_size
+                    ),
+                });
+            }
             if message.index != expected {
                 return Err(VerifyLogError::Entry {
                     index: expected,
@@ -434,7 +446,12 @@ pub async fn download_and_audit(
     }
     let served = stream.received();
     let root = check_served_root(checkpoint, served, &stream.root());
-    let audited = audit.and_then(|audit| audit.finish(checkpoint));
+    // `finish` waits for the last chunk's signatures: off the async workers too.
+    let checkpoint_copy = checkpoint.clone();
+    let audited =
+        tokio::task::spawn_blocking(move || audit.and_then(|audit| audit.finish(&checkpoint_copy)))
+            .await
+            .expect("the end of the audit panicked");
     match (root, audited) {
         (Ok(()), Ok(audited)) => Ok(audited),
         (Ok(()), Err(audit)) => Err(audit.into()),

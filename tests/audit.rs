@@ -241,6 +241,8 @@ enum Lie {
     InflateUpMs(&'static str),
     /// Answer no incidents for this service.
     HideIncidents(&'static str),
+    /// Send one entry more than GetEntries asked for (a copy of the first, re-indexed).
+    ExtraEntry,
 }
 
 /// A LogService and QueryService that forward to a real ledger, lying as told.
@@ -294,20 +296,36 @@ impl LogService for LyingProxy {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<EntryStream>, RpcStatus> {
-        let entries = self
-            .log()
-            .get_entries(request.into_inner())
-            .await?
-            .into_inner();
+        let request = request.into_inner();
+        let extra = match self.lie {
+            Lie::ExtraEntry => {
+                let first = self
+                    .log()
+                    .get_entries(pb::GetEntriesRequest { start: 0, end: 1 })
+                    .await?
+                    .into_inner()
+                    .message()
+                    .await?
+                    .expect("the genesis");
+                Some(Ok(pb::GetEntriesResponse {
+                    index: request.end,
+                    entry: first.entry,
+                }))
+            }
+            _ => None,
+        };
+        let entries = self.log().get_entries(request).await?.into_inner();
         let lie = self.lie.clone();
-        let entries = entries.map(move |served| {
-            served.map(|mut served| {
-                if matches!(lie, Lie::FlipEntryByte(index) if index == served.index) {
-                    *served.entry.last_mut().unwrap() ^= 0x01;
-                }
-                served
+        let entries = entries
+            .map(move |served| {
+                served.map(|mut served| {
+                    if matches!(lie, Lie::FlipEntryByte(index) if index == served.index) {
+                        *served.entry.last_mut().unwrap() ^= 0x01;
+                    }
+                    served
+                })
             })
-        });
+            .chain(futures_util::stream::iter(extra));
         Ok(Response::new(Box::pin(entries)))
     }
 
@@ -424,6 +442,13 @@ async fn audit_names_the_entry_a_server_tampered_with() {
     );
     // The same audit through an honest proxy passes.
     stdout(&audit_through(&ledger, &verifier_key, Lie::Nothing).await);
+    // A server that sends more than the checkpoint covers is refused at the first extra
+    // entry (the audit streams: it never reads an endless log).
+    let message = failure(&audit_through(&ledger, &verifier_key, Lie::ExtraEntry).await);
+    assert!(
+        message.contains("the server sent more than the") && message.contains("entries asked for"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

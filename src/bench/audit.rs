@@ -70,7 +70,9 @@ pub async fn run(built: &Built) -> BenchResult<AuditResult> {
     let (checkpoint, _) = client::fetch_checkpoint(&mut log, &verifier)
         .await
         .map_err(|e| e.to_string())?;
-    // 1. The command's streaming audit.
+    // 1. The command's streaming audit (its own peak: what this process did before, such
+    // as building or serving histories, is not counted).
+    super::reset_peak_rss();
     let started = Instant::now();
     let streamed = client::download_and_audit(&mut log, &checkpoint, &verifier, |_, _| {})
         .await

@@ -94,6 +94,13 @@ pub fn peak_rss_bytes(pid: &str) -> u64 {
     proc_status_bytes(pid, "VmHWM:")
 }
 
+/// Starts this process's peak RSS (`VmHWM`) afresh, so that [`peak_rss_bytes`] measures
+/// from here on (Linux `clear_refs` value 5; where it is not supported, the peak keeps
+/// counting from the start).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Resident set size of process `pid` (or `"self"`) now, from `/proc`; 0 where unknown.
 pub fn rss_bytes(pid: &str) -> u64 {
     proc_status_bytes(pid, "VmRSS:")

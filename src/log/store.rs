@@ -286,11 +286,11 @@ fn open_db_once(path: &Path) -> Result<sled::Db, StoreError> {
     // sled's recovery asserts on some damaged files instead of returning an error: a panic
     // there is a damaged data directory, reported as such.
     let opened = std::panic::catch_unwind(|| {
-        sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(LOG_CACHE_BYTES)
-            .open()
+            .cache_capacity(LOG_CACHE_BYTES);
+        open_sled(path, config)
     })
     .map_err(|panic| {
         let message = panic
@@ -314,6 +314,57 @@ fn open_db_once(path: &Path) -> Result<sled::Db, StoreError> {
             path.display()
         )),
     })
+}
+
+/// Opens the sled database `config` describes (its directory is `path`).
+///
+/// sled 0.34.7 writes a snapshot of its page table to `snap.<lsn>.generating` and renames
+/// it once complete, but on open it takes the newest `snap.*` file, finished or not: after
+/// a crash in the middle of that write it reads a torn snapshot and refuses to open with a
+/// corruption error (sled issue #1527; found by the SIGKILL test). An unfinished snapshot
+/// holds nothing that the log and the last finished snapshot do not, so when sled reports
+/// corruption and such files exist, they are removed and the open is tried once more.
+/// Whatever sled then recovers is still checked against the signed checkpoint.
+pub fn open_sled(path: &Path, config: sled::Config) -> sled::Result<sled::Db> {
+    match config.clone().open() {
+        Err(sled::Error::Corruption { at, bt }) => {
+            if remove_unfinished_snapshots(path) == 0 {
+                return Err(sled::Error::Corruption { at, bt });
+            }
+            config.open()
+        }
+        opened => opened,
+    }
+}
+
+/// Removes the `snap.*.generating` files in `path`; returns how many.
+fn remove_unfinished_snapshots(path: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::warn!(
+                    file = %entry.path().display(),
+                    "removed a sled snapshot that a crash left unfinished"
+                );
+                removed += 1;
+            }
+            Err(error) => tracing::warn!(
+                file = %entry.path().display(),
+                %error,
+                "cannot remove a sled snapshot that a crash left unfinished"
+            ),
+        }
+    }
+    removed
 }
 
 /// sled's own flush (its log written and `sync_file_range`d).
@@ -802,6 +853,27 @@ mod tests {
             panic!("a chunk that does not decode must be reported");
         };
         assert!(reason.contains("entry chunk"), "{reason}");
+    }
+
+    #[test]
+    fn a_snapshot_a_crash_left_unfinished_does_not_stop_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store_with(dir.path(), &[10, 20]));
+        // What a SIGKILL in the middle of sled's snapshot write leaves: a torn file under
+        // the name sled renames from once the write is complete.
+        let torn = dir.path().join("snap.FFFFFFFFFFFFFFFF.generating");
+        std::fs::write(&torn, [7u8; 100]).unwrap();
+        assert!(
+            matches!(
+                sled::Config::new().path(dir.path()).open(),
+                Err(sled::Error::Corruption { .. })
+            ),
+            "sled alone refuses this directory (the bug worked around)"
+        );
+        let store = SledStore::open(dir.path()).expect("opens after removing the torn snapshot");
+        assert!(!torn.exists());
+        assert_eq!(store.size(), 30);
+        assert_eq!(store.entry(29).unwrap(), Some(entry_bytes(29)));
     }
 
     #[test]

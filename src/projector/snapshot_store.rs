@@ -31,10 +31,10 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     pub fn open(path: &Path) -> Result<SnapshotStore, String> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
+            .cache_capacity(16 * 1024 * 1024);
+        let db = crate::log::store::open_sled(path, config)
             .map_err(|e| format!("cannot open the projection store {}: {e}", path.display()))?;
         Ok(SnapshotStore { db })
     }
