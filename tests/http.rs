@@ -229,21 +229,19 @@ async fn an_earlier_prefix_is_answered_as_grpc_answers_it() {
     let ledger = seed::government_services().await;
     let before = ledger.projections().read().tree_size;
     ledger.clock.set(END + HOUR);
-    let down_everywhere = seed::PROBES
-        .iter()
-        .enumerate()
-        .map(|(p, (probe_id, _))| {
-            let probe_key = key(p as u8 + 1);
-            observation(
-                &probe_key,
-                probe_id,
-                "ecitizen.portal",
-                1_000_000,
-                END + HOUR,
-                Status::Down,
-            )
-        })
-        .collect();
+    // Every probe reports the portal `status` at END + 1 h, with seq `seq`.
+    let everywhere = |seq: u64, status: Status| -> Vec<pb::SignedObservation> {
+        seed::PROBES
+            .iter()
+            .enumerate()
+            .map(|(p, (probe_id, _))| {
+                let probe_key = key(p as u8 + 1);
+                let portal = "ecitizen.portal";
+                observation(&probe_key, probe_id, portal, seq, END + HOUR, status)
+            })
+            .collect()
+    };
+    let down_everywhere = everywhere(1_000_000, Status::Down);
     assert!(ledger.submit(down_everywhere).await.iter().all(accepted));
     let after = ledger.wait_for_projection().await;
     assert!(after > before);
@@ -294,21 +292,7 @@ async fn an_earlier_prefix_is_answered_as_grpc_answers_it() {
 
     // The log grows again; a question about the prefix in between extends the kept one
     // by the entries after it instead of replaying the whole log, and answers as gRPC does.
-    let up_again = seed::PROBES
-        .iter()
-        .enumerate()
-        .map(|(p, (probe_id, _))| {
-            let probe_key = key(p as u8 + 1);
-            observation(
-                &probe_key,
-                probe_id,
-                "ecitizen.portal",
-                1_000_001,
-                END + HOUR,
-                Status::Up,
-            )
-        })
-        .collect();
+    let up_again = everywhere(1_000_001, Status::Up);
     assert!(ledger.submit(up_again).await.iter().all(accepted));
     let latest = ledger.wait_for_projection().await;
     assert!(latest > after);
