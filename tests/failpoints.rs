@@ -306,8 +306,7 @@ fn a_stream_refused_by_a_failed_flush_counts_once() {
         assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
         // Counted once, and still once after every chunk's task has had time to finish.
         for _ in 0..5 {
-            let response = common::http_get(&running.http_address, "/metrics").await;
-            let metrics = common::Metrics::parse(response.body);
+            let metrics = common::metrics_at(&running.http_address).await;
             assert_eq!(metrics.refused_calls("unavailable"), 1.0);
             assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 1.0);
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -139,7 +139,7 @@ fn fdatasync_eio_stops_writes_keeps_reads_and_loses_nothing() {
         assert_eq!(ready.status, 503, "{}", ready.body);
         assert!(ready.body.contains("Input/output error"), "{}", ready.body);
         // Operators see it in /metrics: writes stopped, and both refused calls counted.
-        let metrics = scrape(&running).await;
+        let metrics = common::metrics_at(&running.http_address).await;
         assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 1.0);
         assert_eq!(metrics.refused_calls("unavailable"), 2.0);
         status.message().to_owned()
@@ -148,13 +148,6 @@ fn fdatasync_eio_stops_writes_keeps_reads_and_loses_nothing() {
     let stderr = kill_traced(running);
     assert!(!stderr.contains("panicked"), "{stderr}");
     restart_and_check(&data, &record, probe, "after fdatasync EIO");
-}
-
-/// The running server's `/metrics`, parsed.
-async fn scrape(running: &Running) -> common::Metrics {
-    let response = common::http_get(&running.http_address, "/metrics").await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    common::Metrics::parse(response.body)
 }
 
 /// SIGKILLs the server under strace (its tracer would otherwise detach and leave it
@@ -388,7 +381,7 @@ fn disk_full_flow(
             .expect_err("still full");
         assert_eq!(again.0.code(), tonic::Code::ResourceExhausted, "{again:?}");
         check_reads_work(running, context).await;
-        let metrics = scrape(running).await;
+        let metrics = common::metrics_at(&running.http_address).await;
         assert_eq!(metrics.refused_calls("disk_full"), 2.0, "{context}");
         assert_eq!(metrics.value("uptime_ledger_log_writes_stopped", &[]), 0.0);
 

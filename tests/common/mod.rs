@@ -603,10 +603,15 @@ impl TestLedger {
 
     /// `GET /metrics`, parsed.
     pub async fn metrics(&self) -> Metrics {
-        let response = self.http_get("/metrics").await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        Metrics::parse(response.body)
+        metrics_at(&self.http_address).await
     }
+}
+
+/// `GET address/metrics` over plain HTTP, parsed.
+pub async fn metrics_at(address: &str) -> Metrics {
+    let response = http_get(address, "/metrics").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    Metrics::parse(response.body)
 }
 
 /// A `/metrics` scrape parsed as Prometheus text exposition.
