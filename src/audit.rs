@@ -14,7 +14,8 @@
 //!   injects entries the ledger would have refused, such as backdated observations, even
 //!   though they are validly signed and hashed into the tree;
 //! - verifies its signature, observations against the probe key the log registered,
-//!   commands against the genesis admin keys, as Ed25519 batches spread over all cores;
+//!   commands against the genesis admin keys, by the signature rule (each on its own),
+//!   spread over all cores;
 //! - feeds it to the projection through [`feed::apply_entry`], exactly as the server's
 //!   projector does, so the recomputed reports use the same code as the served ones.
 //!
@@ -41,10 +42,8 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
-use ed25519_dalek::{Signature, VerifyingKey};
-
 use crate::checkpoint::{Checkpoint, NoteVerifier};
-use crate::crypto::{self, SignedItem, SigningContext};
+use crate::crypto::{PublicKey, SigningContext};
 use crate::domain::{
     duration_millis, format_millis, AdminCommand, Genesis, Millis, Observation, ProbeId,
     RejectReason,
@@ -58,8 +57,8 @@ use crate::projector::feed;
 
 /// Entries decoded and judged per step of [`audit_prefix`].
 pub const AUDIT_CHUNK: usize = 65_536;
-/// Signatures per Ed25519 batch: where batching pays off fully (DESIGN.md's measurements).
-const SIGNATURE_BATCH: usize = 256;
+/// The fewest signatures worth a thread of their own.
+const MIN_SHARE: usize = 256;
 
 /// What is wrong with the audited log or with the server's answers. Every message names
 /// the entry (by index) or the service and field concerned.
@@ -178,9 +177,8 @@ struct Judge {
 
 /// The signature an entry must carry: the key that must have made it, over what.
 struct ExpectedSignature {
-    key: VerifyingKey,
+    key: PublicKey,
     context: SigningContext,
-    signature: Signature,
 }
 
 /// A signature to verify once the chunk has been judged.
@@ -342,10 +340,10 @@ impl PrefixAudit {
             ) => {
                 self.counts.commands += 1;
                 let key = judge.command(index, signer, body, command)?;
+                check_signature_length(&entry, signature)?;
                 Some(ExpectedSignature {
                     key,
                     context: SigningContext::Command,
-                    signature: parse_signature(&entry, signature)?,
                 })
             }
         };
@@ -407,7 +405,7 @@ impl Judge {
                     format!("probe {probe_id} was revoked earlier in the log"),
                 ))
             }
-            Some(record) => record.public_key,
+            Some(record) => record.public_key.clone(),
         };
         if self.registry.service(&observation.service_id).is_none() {
             return Err(rejected(
@@ -418,12 +416,13 @@ impl Judge {
                 ),
             ));
         }
-        let signature =
-            crypto::parse_signature(signature).ok_or_else(|| AuditError::BadSignature {
+        if signature.len() != 64 {
+            return Err(AuditError::BadSignature {
                 index,
                 kind: "observation",
                 signer: format!("probe {probe_id}"),
-            })?;
+            });
+        }
         if let Some(&last) = self.last_seqs.get(probe_id) {
             if observation.seq <= last {
                 return Err(rejected(
@@ -464,7 +463,6 @@ impl Judge {
         Ok(ExpectedSignature {
             key,
             context: SigningContext::Observation,
-            signature,
         })
     }
 
@@ -475,7 +473,7 @@ impl Judge {
         signer: &str,
         body: &[u8],
         command: &AdminCommand,
-    ) -> Result<VerifyingKey, AuditError> {
+    ) -> Result<PublicKey, AuditError> {
         match self.registry.check(signer, body, command) {
             Ok(CommandCheck::Apply) => {}
             Ok(CommandCheck::AlreadyApplied { index: original }) => {
@@ -483,17 +481,23 @@ impl Judge {
             }
             Err(refusal) => return Err(AuditError::RefusedCommand { index, refusal }),
         }
-        let key = *self
+        let key = self
             .registry
             .admin_key(signer)
-            .expect("check refuses unknown signers");
+            .expect("check refuses unknown signers")
+            .clone();
         self.registry.apply(index, signer, body, command);
         Ok(key)
     }
 }
 
-fn parse_signature(entry: &DecodedEntry, signature: &[u8]) -> Result<Signature, AuditError> {
-    crypto::parse_signature(signature).ok_or_else(|| bad_signature(entry))
+/// A signature of any other length than 64 bytes is refused as soon as its entry is read.
+fn check_signature_length(entry: &DecodedEntry, signature: &[u8]) -> Result<(), AuditError> {
+    if signature.len() == 64 {
+        Ok(())
+    } else {
+        Err(bad_signature(entry))
+    }
 }
 
 fn bad_signature(entry: &DecodedEntry) -> AuditError {
@@ -511,11 +515,16 @@ fn bad_signature(entry: &DecodedEntry) -> AuditError {
     }
 }
 
-/// The body an entry's signature covers.
-fn signed_body(entry: &DecodedEntry) -> &[u8] {
+/// The body an entry's signature covers, and the signature.
+fn signed_parts(entry: &DecodedEntry) -> (&[u8], &[u8]) {
     match &entry.payload {
-        Payload::Observation { body, .. } | Payload::Command { body, .. } => body,
-        Payload::Genesis(_) => &[],
+        Payload::Observation {
+            body, signature, ..
+        }
+        | Payload::Command {
+            body, signature, ..
+        } => (body, signature),
+        Payload::Genesis(_) => (&[], &[]),
     }
 }
 
@@ -528,39 +537,24 @@ fn verify_chunk(decoded: &[DecodedEntry], pending: &[PendingSignature]) -> Resul
     }
 }
 
-/// The position in `pending` of the first signature that does not verify. The work is
-/// split into one contiguous share per core; each share is verified in Ed25519 batches.
+/// The position in `pending` of the first signature that does not verify by the signature
+/// rule. The work is split into one contiguous share per core.
 fn first_bad_signature(decoded: &[DecodedEntry], pending: &[PendingSignature]) -> Option<usize> {
-    let items: Vec<SignedItem<'_>> = pending
-        .iter()
-        .map(|p| SignedItem {
-            key: &p.expected.key,
-            context: p.expected.context,
-            body: signed_body(&decoded[p.position]),
-            signature: &p.expected.signature,
-        })
-        .collect();
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let share = items.len().div_ceil(cores).max(SIGNATURE_BATCH);
-    let first_bad_in = |items: &[SignedItem<'_>]| {
-        items
-            .chunks(SIGNATURE_BATCH)
-            .enumerate()
-            .find_map(|(batch, signatures)| {
-                crypto::verify_many(signatures)
-                    .iter()
-                    .position(|ok| !ok)
-                    .map(|bad| batch * SIGNATURE_BATCH + bad)
-            })
+    let verifies = |p: &PendingSignature| {
+        let (body, signature) = signed_parts(&decoded[p.position]);
+        p.expected.key.verify(p.expected.context, body, signature)
     };
-    if items.len() <= share {
-        return first_bad_in(&items);
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let share = pending.len().div_ceil(cores).max(MIN_SHARE);
+    let first_bad_in = |share: &[PendingSignature]| share.iter().position(|p| !verifies(p));
+    if pending.len() <= share {
+        return first_bad_in(pending);
     }
     std::thread::scope(|scope| {
-        let workers: Vec<_> = items
+        let workers: Vec<_> = pending
             .chunks(share)
             .enumerate()
-            .map(|(n, items)| scope.spawn(move || first_bad_in(items).map(|bad| n * share + bad)))
+            .map(|(n, part)| scope.spawn(move || first_bad_in(part).map(|bad| n * share + bad)))
             .collect();
         workers
             .into_iter()
@@ -802,10 +796,10 @@ mod tests {
         fn new() -> LogBuilder {
             let genesis = Genesis {
                 origin: ORIGIN.into(),
-                ledger_public_key: key(1).verifying_key(),
+                ledger_public_key: crate::crypto::PublicKey::from(&key(1)),
                 admin_keys: vec![AdminKey {
                     name: "admin".into(),
-                    public_key: key(2).verifying_key(),
+                    public_key: crate::crypto::PublicKey::from(&key(2)),
                 }],
                 max_lateness: Duration::from_secs(3600),
                 max_skew: Duration::from_secs(30),
@@ -893,7 +887,7 @@ mod tests {
     }
 
     fn verifier() -> NoteVerifier {
-        NoteVerifier::new(ORIGIN, key(1).verifying_key()).unwrap()
+        NoteVerifier::new(ORIGIN, PublicKey::from(&key(1))).unwrap()
     }
 
     fn define(service_id: &str) -> Command {
@@ -910,7 +904,7 @@ mod tests {
     fn register(probe_id: &str, seed: u8) -> Command {
         Command::RegisterProbe {
             probe_id: ProbeId::parse(probe_id).unwrap(),
-            public_key: key(seed).verifying_key(),
+            public_key: crate::crypto::PublicKey::from(&key(seed)),
             location: "Nairobi".into(),
         }
     }
@@ -1282,7 +1276,7 @@ mod tests {
     #[test]
     fn the_genesis_must_match_the_pinned_key() {
         let log = LogBuilder::new();
-        let other = NoteVerifier::new(ORIGIN, key(9).verifying_key()).unwrap();
+        let other = NoteVerifier::new(ORIGIN, PublicKey::from(&key(9))).unwrap();
         let error = audit_prefix(&log.entries, &log.checkpoint(), &other).unwrap_err();
         assert!(
             matches!(error, AuditError::GenesisMismatch { .. }),

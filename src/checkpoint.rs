@@ -51,8 +51,10 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use sha2::{Digest, Sha256};
+
+use crate::crypto::{PublicKey, WeakKey};
 
 /// The largest signed note [`open_checkpoint`] reads, in bytes.
 ///
@@ -86,13 +88,13 @@ pub struct Checkpoint {
 /// an auditor.
 ///
 /// Invariant: `key_id` is the key ID computed from `name` and `public_key`,
-/// `name` is a valid key name, and `public_key` is a canonical Ed25519 point
-/// that is not of small order.
+/// and `name` is a valid key name; `public_key` satisfies the key rule, as every
+/// [`PublicKey`] does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteVerifier {
     name: String,
     key_id: u32,
-    public_key: VerifyingKey,
+    public_key: PublicKey,
 }
 
 /// The log's Ed25519 signing key under its key name, which is the origin of
@@ -186,6 +188,10 @@ pub enum CheckpointError {
     )]
     InvalidVerifierKey { reason: &'static str },
 
+    /// A verifier key's Ed25519 public key fails the key rule.
+    #[error("verifier key is refused: its Ed25519 public key {0}")]
+    WeakVerifierKey(#[from] WeakKey),
+
     /// A verifier key string names a key ID that its name and key do not give.
     #[error(
         "verifier key {key_name}+{claimed:08x} has the wrong key ID: its name \
@@ -272,9 +278,8 @@ impl Checkpoint {
 
 impl NoteVerifier {
     /// A verifier for `public_key` under `name`.
-    pub fn new(name: &str, public_key: VerifyingKey) -> Result<Self, CheckpointError> {
+    pub fn new(name: &str, public_key: PublicKey) -> Result<Self, CheckpointError> {
         check_key_name(name)?;
-        check_public_key(&public_key)?;
         Ok(NoteVerifier {
             name: name.to_owned(),
             key_id: ed25519_key_id(name, &public_key),
@@ -293,7 +298,7 @@ impl NoteVerifier {
     }
 
     /// The Ed25519 public key.
-    pub fn public_key(&self) -> &VerifyingKey {
+    pub fn public_key(&self) -> &PublicKey {
         &self.public_key
     }
 
@@ -334,12 +339,10 @@ impl FromStr for NoteVerifier {
         if signature_type != ED25519_SIGNATURE_TYPE {
             return Err(invalid("its key type is not Ed25519 (0x01)"));
         }
-        let key_bytes: &[u8; 32] = key_bytes
-            .try_into()
-            .map_err(|_| invalid("its Ed25519 public key is not 32 bytes"))?;
-        let public_key = VerifyingKey::from_bytes(key_bytes)
-            .map_err(|_| invalid("its Ed25519 public key is not a valid curve point"))?;
-        check_public_key(&public_key)?;
+        if key_bytes.len() != 32 {
+            return Err(invalid("its Ed25519 public key is not 32 bytes"));
+        }
+        let public_key = PublicKey::from_bytes(key_bytes)?;
         let computed = ed25519_key_id(name, &public_key);
         if claimed != computed {
             return Err(CheckpointError::KeyIdMismatch {
@@ -378,7 +381,7 @@ impl NoteSigner {
         check_key_name(name)?;
         Ok(NoteSigner {
             name: name.to_owned(),
-            key_id: ed25519_key_id(name, &signing_key.verifying_key()),
+            key_id: ed25519_key_id(name, &PublicKey::from(&signing_key)),
             signing_key,
         })
     }
@@ -393,7 +396,7 @@ impl NoteSigner {
         NoteVerifier {
             name: self.name.clone(),
             key_id: self.key_id,
-            public_key: self.signing_key.verifying_key(),
+            public_key: PublicKey::from(&self.signing_key),
         }
     }
 
@@ -431,7 +434,8 @@ impl NoteSigner {
     /// which must be a valid note text.
     fn sign_note_text(&self, text: &str) -> String {
         let signature = self.signing_key.sign(text.as_bytes());
-        let mut key_id_and_signature = Vec::with_capacity(KEY_ID_BYTES + Signature::BYTE_SIZE);
+        let mut key_id_and_signature =
+            Vec::with_capacity(KEY_ID_BYTES + ed25519_dalek::SIGNATURE_LENGTH);
         key_id_and_signature.extend_from_slice(&self.key_id.to_be_bytes());
         key_id_and_signature.extend_from_slice(&signature.to_bytes());
         format!(
@@ -514,12 +518,9 @@ fn verified_note_text<'a>(
         if signature_line.key_name != verifier.name || signature_line.key_id != verifier.key_id {
             continue;
         }
-        let verifies = Signature::from_slice(&signature_line.signature).is_ok_and(|signature| {
-            verifier
-                .public_key
-                .verify_strict(text.as_bytes(), &signature)
-                .is_ok()
-        });
+        let verifies = verifier
+            .public_key
+            .verify_message(text.as_bytes(), &signature_line.signature);
         if !verifies {
             return Err(CheckpointError::SignatureInvalid {
                 key: verifier.label(),
@@ -588,7 +589,7 @@ fn parse_root_hash(line: &str) -> Result<[u8; 32], CheckpointError> {
 
 /// The signed-note key ID of an Ed25519 key:
 /// `SHA-256(name || 0x0A || 0x01 || public key)[:4]`, big-endian.
-fn ed25519_key_id(name: &str, public_key: &VerifyingKey) -> u32 {
+fn ed25519_key_id(name: &str, public_key: &PublicKey) -> u32 {
     let digest = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update([b'\n', ED25519_SIGNATURE_TYPE])
@@ -614,22 +615,6 @@ fn check_key_name(name: &str) -> Result<(), CheckpointError> {
             name: name.to_owned(),
         })
     }
-}
-
-/// Rejects keys that a signature could be forged or replayed under: small-order
-/// points and non-canonical encodings of a point.
-fn check_public_key(public_key: &VerifyingKey) -> Result<(), CheckpointError> {
-    if public_key.is_weak() {
-        return Err(CheckpointError::InvalidVerifierKey {
-            reason: "its Ed25519 public key has small order",
-        });
-    }
-    if public_key.to_edwards().compress().as_bytes() != public_key.as_bytes() {
-        return Err(CheckpointError::InvalidVerifierKey {
-            reason: "its Ed25519 public key is not canonically encoded",
-        });
-    }
-    Ok(())
 }
 
 /// The characters below U+0020, which a signed note may contain only as
@@ -1072,6 +1057,7 @@ mod tests {
                 matches!(
                     error,
                     CheckpointError::InvalidVerifierKey { .. }
+                        | CheckpointError::WeakVerifierKey(_)
                         | CheckpointError::InvalidKeyName { .. }
                 ),
                 "{key:?} gave {error:?}"

@@ -1,17 +1,25 @@
-//! Ed25519 signing and verification with domain separation, and key files.
+//! Ed25519 signing, the one rule for which keys and signatures are valid, and key files.
 //!
 //! Every signature covers `context || 0x00 || body` (DESIGN.md "Signatures"), so an
-//! observation's signature can never be replayed as a command's. Key files are the standard
-//! formats `openssl genpkey -algorithm ed25519` reads and writes: PKCS#8 PEM for private
-//! keys and SubjectPublicKeyInfo PEM for public keys.
+//! observation's signature can never be replayed as a command's. Every place that judges a
+//! signature (ingest, `Apply`, genesis, checkpoints, `audit`) goes through [`PublicKey`]:
+//! keys are checked once, when they enter the log, and each signature is judged on its own
+//! by the cofactorless equation, so a verdict never depends on the batch it came in and
+//! every mainstream verifier agrees with it. Key files are the standard formats
+//! `openssl genpkey -algorithm ed25519` reads and writes: PKCS#8 PEM for private keys and
+//! SubjectPublicKeyInfo PEM for public keys.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha512};
 
 /// What a signature covers: the kind of body it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +37,6 @@ impl SigningContext {
     }
 }
 
-/// Below this many signatures, batch verification costs more than it saves.
-const BATCH_THRESHOLD: usize = 8;
-
 /// The exact message an Ed25519 signature covers.
 pub fn signed_message(context: SigningContext, body: &[u8]) -> Vec<u8> {
     let prefix = context.prefix();
@@ -46,77 +51,138 @@ pub fn sign(key: &SigningKey, context: SigningContext, body: &[u8]) -> [u8; 64] 
     key.sign(&signed_message(context, body)).to_bytes()
 }
 
-/// Parses a 64-byte signature; `None` for any other length.
-pub fn parse_signature(bytes: &[u8]) -> Option<Signature> {
-    <[u8; 64]>::try_from(bytes)
-        .ok()
-        .map(|b| Signature::from_bytes(&b))
+/// Why a public key is refused (DESIGN.md "Which signatures are valid"): only canonical
+/// encodings of points in the prime-order subgroup are keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakKey {
+    #[error("it is {0} bytes; an Ed25519 public key is 32")]
+    Length(usize),
+    #[error("it does not encode a point of edwards25519")]
+    NotAPoint,
+    #[error("it is not the canonical encoding of its point")]
+    NotCanonical,
+    #[error("it is a point of small order")]
+    SmallOrder,
+    #[error("it has a small-order component (it is not in the prime-order subgroup)")]
+    MixedOrder,
 }
 
-/// Parses a raw 32-byte public key; `None` if it is not a valid point encoding.
-pub fn parse_public_key(bytes: &[u8]) -> Option<VerifyingKey> {
-    let bytes = <[u8; 32]>::try_from(bytes).ok()?;
-    VerifyingKey::from_bytes(&bytes).ok()
-}
-
-pub fn verify(
-    key: &VerifyingKey,
-    context: SigningContext,
-    body: &[u8],
-    signature: &Signature,
-) -> bool {
-    key.verify(&signed_message(context, body), signature)
-        .is_ok()
-}
-
-/// One signature to check.
+/// An Ed25519 public key that satisfies the key rule: a canonical encoding of a point of
+/// the prime-order subgroup, other than the identity. Every key that enters the log (probe
+/// keys, admin keys, the ledger key) is one, so the rule is checked once, when it enters,
+/// and the key is decoded once: a probe's key verifies every observation it ever sends.
+/// Cloning shares the decoded key.
 #[derive(Clone)]
-pub struct SignedItem<'a> {
-    pub key: &'a VerifyingKey,
-    pub context: SigningContext,
-    pub body: &'a [u8],
-    pub signature: &'a Signature,
+pub struct PublicKey(Arc<Decoded>);
+
+struct Decoded {
+    key: VerifyingKey,
+    /// `−A`, decoded.
+    minus_a: EdwardsPoint,
 }
 
-/// Verifies many signatures, answering per item. Large sets go through Ed25519 batch
-/// verification first (about twice as fast); if the batch fails, single verification finds
-/// exactly which items are bad.
-pub fn verify_many(items: &[SignedItem<'_>]) -> Vec<bool> {
-    if items.len() >= BATCH_THRESHOLD && all_verify(items) {
-        return vec![true; items.len()];
-    }
-    items
-        .iter()
-        .map(|item| verify(item.key, item.context, item.body, item.signature))
-        .collect()
-}
-
-/// Verifies several independent groups (the batches of different requests), answering per
-/// item of each group. All groups go through one Ed25519 batch first, which costs less per
-/// signature the larger it is; if it fails, each group is verified on its own
-/// ([`verify_many`]), so a bad signature in one group costs the others one retry, never a
-/// wrong answer.
-pub fn verify_groups(groups: &[Vec<SignedItem<'_>>]) -> Vec<Vec<bool>> {
-    let total: usize = groups.iter().map(Vec::len).sum();
-    if groups.len() > 1 && total >= BATCH_THRESHOLD {
-        let all: Vec<SignedItem<'_>> = groups.iter().flatten().cloned().collect();
-        if all_verify(&all) {
-            return groups.iter().map(|group| vec![true; group.len()]).collect();
+impl PublicKey {
+    /// The key whose raw 32-byte encoding is `bytes`, if it satisfies the key rule.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, WeakKey> {
+        let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| WeakKey::Length(bytes.len()))?;
+        let point = CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or(WeakKey::NotAPoint)?;
+        if point.compress().as_bytes() != &bytes {
+            return Err(WeakKey::NotCanonical);
         }
+        if point.is_small_order() {
+            return Err(WeakKey::SmallOrder);
+        }
+        if !point.is_torsion_free() {
+            return Err(WeakKey::MixedOrder);
+        }
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| WeakKey::NotAPoint)?;
+        Ok(PublicKey(Arc::new(Decoded {
+            key,
+            minus_a: -point,
+        })))
     }
-    groups.iter().map(|group| verify_many(group)).collect()
+
+    /// The key rule for a key read from a file or another library.
+    pub fn from_verifying_key(key: &VerifyingKey) -> Result<PublicKey, WeakKey> {
+        PublicKey::from_bytes(key.as_bytes())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.key.as_bytes()
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.key.to_bytes()
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.0.key
+    }
+
+    /// The signature rule for an observation's or a command's signature over `body`.
+    pub fn verify(&self, context: SigningContext, body: &[u8], signature: &[u8]) -> bool {
+        self.verify_parts(&[context.prefix(), &[0], body], signature)
+    }
+
+    /// The signature rule for a signature over `message` as it is (a signed note's text).
+    pub fn verify_message(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verify_parts(&[message], signature)
+    }
+
+    /// The signature rule (DESIGN.md "Which signatures are valid") for the message that is
+    /// `parts` concatenated: `s < ℓ`, and `R` is the canonical encoding of `[s]B − [k]A`
+    /// (the cofactorless equation), which is not of small order, with
+    /// `k = SHA-512(R || A || message)`. Comparing encodings makes a non-canonical `R`
+    /// fail without decoding it, which is what makes this faster than `verify_strict`
+    /// (BENCHMARKS.md). A pure function of (key, message, signature).
+    fn verify_parts(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
+        let Ok(signature) = <&[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        let (r, s) = signature.split_at(32);
+        let s: [u8; 32] = s.try_into().expect("a 64-byte signature has a 32-byte s");
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s)) else {
+            return false;
+        };
+        let mut hash = Sha512::new();
+        hash.update(r);
+        hash.update(self.as_bytes());
+        for part in parts {
+            hash.update(part);
+        }
+        let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+        let recomputed = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &self.0.minus_a, &s);
+        recomputed.compress().as_bytes() == r && !recomputed.is_small_order()
+    }
 }
 
-/// One Ed25519 batch verification: true only if every signature verifies.
-fn all_verify(items: &[SignedItem<'_>]) -> bool {
-    let messages: Vec<Vec<u8>> = items
-        .iter()
-        .map(|item| signed_message(item.context, item.body))
-        .collect();
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let signatures: Vec<Signature> = items.iter().map(|item| *item.signature).collect();
-    let keys: Vec<VerifyingKey> = items.iter().map(|item| *item.key).collect();
-    ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok()
+impl From<&SigningKey> for PublicKey {
+    /// A signing key's public key always satisfies the key rule: it is `[a]B` for a
+    /// clamped `a`, a multiple of 8 below `8ℓ`, so a point of order `ℓ`, encoded by
+    /// compression (canonical).
+    fn from(key: &SigningKey) -> PublicKey {
+        let key = key.verifying_key();
+        PublicKey(Arc::new(Decoded {
+            minus_a: -key.to_edwards(),
+            key,
+        }))
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &PublicKey) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", hex::encode(self.as_bytes()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +201,10 @@ pub enum KeyFileError {
     BadPrivateKey { path: PathBuf, detail: String },
     #[error("{path} is not a SubjectPublicKeyInfo PEM Ed25519 public key (as written by `uptime-ledger keygen` or `openssl pkey -pubout`): {detail}")]
     BadPublicKey { path: PathBuf, detail: String },
+    #[error(
+        "{path} holds a weak Ed25519 public key, which no signature may be judged by: {reason}"
+    )]
+    WeakPublicKey { path: PathBuf, reason: WeakKey },
     #[error("{path} already exists; refusing to overwrite a key")]
     Exists { path: PathBuf },
 }
@@ -150,14 +220,19 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
     })
 }
 
-pub fn read_verifying_key(path: &Path) -> Result<VerifyingKey, KeyFileError> {
+/// Reads a public key file; the key must satisfy the key rule.
+pub fn read_public_key(path: &Path) -> Result<PublicKey, KeyFileError> {
     let pem = fs::read_to_string(path).map_err(|source| KeyFileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|e| KeyFileError::BadPublicKey {
+    let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| KeyFileError::BadPublicKey {
         path: path.to_owned(),
         detail: e.to_string(),
+    })?;
+    PublicKey::from_verifying_key(&key).map_err(|reason| KeyFileError::WeakPublicKey {
+        path: path.to_owned(),
+        reason,
     })
 }
 
@@ -246,6 +321,7 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyFile
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -254,19 +330,12 @@ mod tests {
     #[test]
     fn contexts_are_separated() {
         let k = key(1);
-        let sig = Signature::from_bytes(&sign(&k, SigningContext::Observation, b"body"));
-        assert!(verify(
-            &k.verifying_key(),
-            SigningContext::Observation,
-            b"body",
-            &sig
-        ));
-        assert!(!verify(
-            &k.verifying_key(),
-            SigningContext::Command,
-            b"body",
-            &sig
-        ));
+        let public = PublicKey::from(&k);
+        let signature = sign(&k, SigningContext::Observation, b"body");
+        assert!(public.verify(SigningContext::Observation, b"body", &signature));
+        assert!(!public.verify(SigningContext::Command, b"body", &signature));
+        assert!(!public.verify(SigningContext::Observation, b"bodz", &signature));
+        assert!(!public.verify(SigningContext::Observation, b"body", &signature[..63]));
     }
 
     #[test]
@@ -275,86 +344,69 @@ mod tests {
             signed_message(SigningContext::Command, b"xy"),
             b"uptime-ledger/v1/command\0xy".to_vec()
         );
+        let k = key(2);
+        let signature = k.sign(b"a signed note\n").to_bytes();
+        assert!(PublicKey::from(&k).verify_message(b"a signed note\n", &signature));
     }
 
     #[test]
-    fn verify_many_finds_the_bad_ones_in_a_large_batch() {
-        let keys: Vec<SigningKey> = (0..20).map(key).collect();
-        let bodies: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 10]).collect();
-        let mut signatures: Vec<Signature> = keys
-            .iter()
-            .zip(&bodies)
-            .map(|(k, b)| Signature::from_bytes(&sign(k, SigningContext::Observation, b)))
-            .collect();
-        signatures[3] = signatures[4];
-        signatures[17] =
-            Signature::from_bytes(&sign(&keys[17], SigningContext::Command, &bodies[17]));
-        let public: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
-        let items: Vec<SignedItem<'_>> = (0..20)
-            .map(|i| SignedItem {
-                key: &public[i],
-                context: SigningContext::Observation,
-                body: &bodies[i],
-                signature: &signatures[i],
-            })
-            .collect();
-        let verdicts = verify_many(&items);
-        let bad: Vec<usize> = (0..20).filter(|&i| !verdicts[i]).collect();
-        assert_eq!(bad, vec![3, 17]);
-        assert!(verify_many(&items[5..15]).iter().all(|&ok| ok));
-    }
-
-    #[test]
-    fn verify_groups_answers_each_group_and_a_bad_signature_stays_in_its_group() {
-        let keys: Vec<SigningKey> = (0..30).map(key).collect();
-        let public: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
-        let bodies: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; 12]).collect();
-        let mut signatures: Vec<Signature> = keys
-            .iter()
-            .zip(&bodies)
-            .map(|(k, b)| Signature::from_bytes(&sign(k, SigningContext::Observation, b)))
-            .collect();
-        fn items<'a>(
-            public: &'a [VerifyingKey],
-            bodies: &'a [Vec<u8>],
-            signatures: &'a [Signature],
-        ) -> Vec<SignedItem<'a>> {
-            (0..30)
-                .map(|i| SignedItem {
-                    key: &public[i],
-                    context: SigningContext::Observation,
-                    body: &bodies[i],
-                    signature: &signatures[i],
-                })
-                .collect()
+    fn the_key_rule_refuses_what_is_not_a_prime_order_point() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        assert_eq!(PublicKey::from_bytes(&[1; 31]), Err(WeakKey::Length(31)));
+        // The identity, and every point of small order.
+        for torsion in EIGHT_TORSION {
+            assert_eq!(
+                PublicKey::from_bytes(torsion.compress().as_bytes()),
+                Err(WeakKey::SmallOrder)
+            );
         }
-        // Groups of 3, 20 and 7: sizes below and above the batch threshold.
-        fn split(items: Vec<SignedItem<'_>>) -> Vec<Vec<SignedItem<'_>>> {
-            let mut items = items.into_iter();
-            [3, 20, 7]
-                .iter()
-                .map(|&n| items.by_ref().take(n).collect())
-                .collect()
-        }
-        let all_good = verify_groups(&split(items(&public, &bodies, &signatures)));
+        // A prime-order point plus a small-order one.
+        let mixed = ED25519_BASEPOINT_POINT + EIGHT_TORSION[1];
         assert_eq!(
-            all_good.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![3, 20, 7]
+            PublicKey::from_bytes(mixed.compress().as_bytes()),
+            Err(WeakKey::MixedOrder)
         );
-        assert!(all_good.iter().flatten().all(|&ok| ok));
+        // y = 1 with the sign bit set: the identity, encoded as "x = -0".
+        let mut minus_zero = [0u8; 32];
+        minus_zero[0] = 1;
+        minus_zero[31] = 0x80;
+        assert_eq!(
+            PublicKey::from_bytes(&minus_zero),
+            Err(WeakKey::NotCanonical)
+        );
+        // y = 2 is not the y of any point of edwards25519.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert_eq!(PublicKey::from_bytes(&not_a_point), Err(WeakKey::NotAPoint));
+        let honest = key(3).verifying_key();
+        assert_eq!(
+            PublicKey::from_bytes(honest.as_bytes()),
+            Ok(PublicKey::from(&key(3)))
+        );
+    }
 
-        // Item 10 (group 1) signed by another key, item 25 (group 2) for another context.
-        signatures[10] =
-            Signature::from_bytes(&sign(&keys[11], SigningContext::Observation, &bodies[10]));
-        signatures[25] =
-            Signature::from_bytes(&sign(&keys[25], SigningContext::Command, &bodies[25]));
-        let verdicts = verify_groups(&split(items(&public, &bodies, &signatures)));
-        assert!(verdicts[0].iter().all(|&ok| ok));
-        let bad_1: Vec<usize> = (0..20).filter(|&i| !verdicts[1][i]).collect();
-        assert_eq!(bad_1, vec![7]);
-        let bad_2: Vec<usize> = (0..7).filter(|&i| !verdicts[2][i]).collect();
-        assert_eq!(bad_2, vec![2]);
-        assert!(verify_groups(&[]).is_empty());
+    proptest! {
+        /// On keys the rule admits, the rule's verdict is ed25519-dalek's `verify_strict`
+        /// verdict, for honest signatures and for signatures with any byte changed.
+        #[test]
+        fn the_rule_agrees_with_verify_strict(
+            seed in any::<[u8; 32]>(),
+            message in proptest::collection::vec(any::<u8>(), 0..300),
+            position in 0usize..64,
+            flip in any::<u8>(),
+        ) {
+            let signing = SigningKey::from_bytes(&seed);
+            let public = PublicKey::from(&signing);
+            let mut signature = signing.sign(&message).to_bytes();
+            prop_assert!(public.verify_message(&message, &signature));
+            signature[position] ^= flip;
+            let strict = signing
+                .verifying_key()
+                .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+                .is_ok();
+            prop_assert_eq!(public.verify_message(&message, &signature), strict);
+            prop_assert_eq!(strict, flip == 0);
+        }
     }
 
     #[test]
@@ -364,15 +416,15 @@ mod tests {
         let key = generate_key_files(&path).unwrap();
         assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
         assert_eq!(
-            read_verifying_key(&public_key_path(&path)).unwrap(),
-            key.verifying_key()
+            read_public_key(&public_key_path(&path)).unwrap(),
+            PublicKey::from(&key)
         );
         assert!(matches!(
             generate_key_files(&path),
             Err(KeyFileError::Exists { .. })
         ));
         assert!(matches!(
-            read_verifying_key(&path),
+            read_public_key(&path),
             Err(KeyFileError::BadPublicKey { .. })
         ));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prost::Message;
 
-use crate::crypto;
+use crate::crypto::PublicKey;
 use crate::domain::{
     AdminCommand, AdminKey, Command, Genesis, MaintenanceId, Millis, Observation, ProbeId, Quorum,
     ServiceId, ServiceSpec, Status, DEFAULT_STALENESS, MAX_DETAIL_BYTES, MAX_TEXT_BYTES,
@@ -139,8 +139,10 @@ pub fn decode_command(body: &[u8]) -> Result<AdminCommand, InvalidInput> {
         }
         Some(pb::admin_command::Command::RegisterProbe(register)) => Command::RegisterProbe {
             probe_id: ProbeId::parse(&register.probe_id).map_err(|e| invalid(e.to_string()))?,
-            public_key: crypto::parse_public_key(&register.public_key).ok_or_else(|| {
-                invalid("public_key must be a valid raw 32-byte Ed25519 public key")
+            public_key: PublicKey::from_bytes(&register.public_key).map_err(|weak| {
+                invalid(format!(
+                    "public_key is not an acceptable raw 32-byte Ed25519 public key: {weak}"
+                ))
             })?,
             location: bounded_text(register.location, "location")?,
         },
@@ -300,16 +302,19 @@ pub fn genesis_to_pb(genesis: &Genesis) -> pb::Genesis {
 }
 
 pub fn genesis_from_pb(genesis: pb::Genesis) -> Result<Genesis, InvalidInput> {
-    let ledger_public_key = crypto::parse_public_key(&genesis.ledger_public_key)
-        .ok_or_else(|| invalid("genesis ledger_public_key is not a valid Ed25519 key"))?;
+    let ledger_public_key = PublicKey::from_bytes(&genesis.ledger_public_key).map_err(|weak| {
+        invalid(format!(
+            "genesis ledger_public_key is not an acceptable Ed25519 key: {weak}"
+        ))
+    })?;
     let admin_keys = genesis
         .admin_keys
         .into_iter()
         .map(|k| {
             Ok(AdminKey {
-                public_key: crypto::parse_public_key(&k.public_key).ok_or_else(|| {
+                public_key: PublicKey::from_bytes(&k.public_key).map_err(|weak| {
                     invalid(format!(
-                        "genesis admin key {:?} is not a valid Ed25519 key",
+                        "genesis admin key {:?} is not an acceptable Ed25519 key: {weak}",
                         k.name
                     ))
                 })?,
@@ -534,6 +539,41 @@ mod tests {
             latency_ms: 42,
             detail: "HTTP 503".into(),
         }
+    }
+
+    #[test]
+    fn a_genesis_naming_a_weak_key_does_not_decode() {
+        use ed25519_dalek::SigningKey;
+        let genesis = Genesis {
+            origin: "test.example/log".into(),
+            ledger_public_key: PublicKey::from(&SigningKey::from_bytes(&[1; 32])),
+            admin_keys: vec![AdminKey {
+                name: "ops".into(),
+                public_key: PublicKey::from(&SigningKey::from_bytes(&[2; 32])),
+            }],
+            max_lateness: Duration::from_secs(3600),
+            max_skew: Duration::from_secs(30),
+        };
+        assert_eq!(genesis_from_pb(genesis_to_pb(&genesis)).unwrap(), genesis);
+        // The identity point as the ledger key, then as an admin key.
+        let mut identity = vec![0u8; 32];
+        identity[0] = 1;
+        let mut weak_ledger = genesis_to_pb(&genesis);
+        weak_ledger.ledger_public_key = identity.clone();
+        let error = genesis_from_pb(weak_ledger).unwrap_err();
+        assert!(
+            error.0.contains("ledger_public_key") && error.0.contains("small order"),
+            "{}",
+            error.0
+        );
+        let mut weak_admin = genesis_to_pb(&genesis);
+        weak_admin.admin_keys[0].public_key = identity;
+        let error = genesis_from_pb(weak_admin).unwrap_err();
+        assert!(
+            error.0.contains("\"ops\"") && error.0.contains("small order"),
+            "{}",
+            error.0
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! # Layout (in reading order; data flows down)
 //!
 //! - [`domain`]: plain validated types (ids, observations, commands, genesis);
-//! - [`crypto`]: domain-separated Ed25519 signatures, batch verification, key files;
+//! - [`crypto`]: domain-separated Ed25519 signatures, the one rule for valid keys and
+//!   signatures, key files;
 //! - [`entry`]: the one place protobuf bytes become domain types (the log's entry codec);
 //! - [`merkle`]: RFC 6962 hashing, proofs and tiles — pure;
 //! - [`checkpoint`]: C2SP signed-note checkpoints — pure;

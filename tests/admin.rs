@@ -194,7 +194,7 @@ async fn commands_apply_and_refusals_are_clear() {
     let again = ledger
         .apply(Command::RegisterProbe {
             probe_id: ProbeId::parse("p1").unwrap(),
-            public_key: key(5).verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(&key(5)),
             location: String::new(),
         })
         .await
@@ -231,4 +231,58 @@ async fn commands_apply_and_refusals_are_clear() {
         ledger.apply(cancel).await.unwrap_err().code(),
         Code::FailedPrecondition
     );
+}
+
+/// The key rule at `RegisterProbe`: the identity, points of small order, a prime-order
+/// point plus a small-order one, and a non-canonical encoding are INVALID_ARGUMENT, and
+/// nothing is stored.
+#[tokio::test]
+async fn register_probe_refuses_weak_keys() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use prost::Message;
+    let mut ledger = TestLedger::start().await;
+    let mut weak: Vec<(Vec<u8>, &str)> = EIGHT_TORSION
+        .iter()
+        .map(|point| (point.compress().to_bytes().to_vec(), "small order"))
+        .collect();
+    let mixed = (ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
+    weak.push((mixed.to_bytes().to_vec(), "small-order component"));
+    // The identity encoded with the sign bit set ("x = -0").
+    let mut minus_zero = vec![0u8; 32];
+    minus_zero[0] = 1;
+    minus_zero[31] = 0x80;
+    weak.push((minus_zero, "not the canonical encoding"));
+    weak.push((vec![9; 31], "32"));
+    for (seq, (public_key, needle)) in weak.into_iter().enumerate() {
+        let body = pb::AdminCommand {
+            seq: seq as u64 + 1,
+            issued_at: Some(prost_types::Timestamp {
+                seconds: T0 / 1000,
+                nanos: 0,
+            }),
+            command: Some(pb::admin_command::Command::RegisterProbe(
+                pb::RegisterProbe {
+                    probe_id: format!("weak{seq}"),
+                    public_key,
+                    location: String::new(),
+                },
+            )),
+        }
+        .encode_to_vec();
+        let signature = uptime_ledger::crypto::sign(
+            &ledger.admin,
+            uptime_ledger::crypto::SigningContext::Command,
+            &body,
+        )
+        .to_vec();
+        let signed = pb::SignedCommand {
+            signer: "admin".into(),
+            body,
+            signature,
+        };
+        assert_refused(&ledger, signed, Code::InvalidArgument, needle).await;
+    }
+    // An honest key is still registered after them.
+    ledger.admin_seq = 100;
+    ledger.register_probe("p1", &key(1)).await;
 }

@@ -243,6 +243,30 @@ enum Lie {
     HideIncidents(&'static str),
     /// Send one entry more than GetEntries asked for (a copy of the first, re-indexed).
     ExtraEntry,
+    /// Re-sign this observation entry by its own probe with a signature that only the
+    /// cofactored equation accepts (`R` carries a point of order 8).
+    TorsionedSignature(u64),
+}
+
+/// `served` (an observation entry of `populated`'s probes) with a torsioned signature by
+/// its probe over the same body.
+fn torsioned_entry(served: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut entry = pb::LogEntry::decode(served).unwrap();
+    let Some(pb::log_entry::Payload::Observation(signed)) = &entry.payload else {
+        panic!("entry {} is not an observation", entry.index);
+    };
+    let probe = pb::Observation::decode(signed.body.as_slice())
+        .unwrap()
+        .probe_id;
+    let seed = match probe.as_str() {
+        "p1" => 11,
+        "p2" => 12,
+        _ => 13,
+    };
+    let torsioned = common::forge::torsioned_observation(&key(seed), signed, 1, entry.index);
+    entry.payload = Some(pb::log_entry::Payload::Observation(torsioned));
+    entry.encode_to_vec()
 }
 
 /// A LogService and QueryService that forward to a real ledger, lying as told.
@@ -321,6 +345,9 @@ impl LogService for LyingProxy {
                 served.map(|mut served| {
                     if matches!(lie, Lie::FlipEntryByte(index) if index == served.index) {
                         *served.entry.last_mut().unwrap() ^= 0x01;
+                    }
+                    if matches!(lie, Lie::TorsionedSignature(index) if index == served.index) {
+                        served.entry = torsioned_entry(&served.entry);
                     }
                     served
                 })
@@ -436,6 +463,14 @@ async fn audit_names_the_entry_a_server_tampered_with() {
         message.contains("but the checkpoint signs root"),
         "names the root mismatch: {message}"
     );
+    assert!(
+        message.contains("entry 20: the signature of probe p"),
+        "names the entry: {message}"
+    );
+    // A signature that only a cofactored verifier accepts, by the probe's own key, is
+    // invalid to the audit as to every stock verifier.
+    let message =
+        failure(&audit_through(&ledger, &verifier_key, Lie::TorsionedSignature(20)).await);
     assert!(
         message.contains("entry 20: the signature of probe p"),
         "names the entry: {message}"

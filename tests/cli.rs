@@ -168,7 +168,7 @@ fn the_cli_drives_a_ledger_and_a_tampered_directory_refuses_to_start() {
         ),
         "{entries}"
     );
-    let probe_key_hex = hex::encode(crypto::read_verifying_key(&probe_pub).unwrap().as_bytes());
+    let probe_key_hex = hex::encode(crypto::read_public_key(&probe_pub).unwrap().as_bytes());
     assert!(
         entries.contains(&format!(
             "register-probe nbo-1 public_key={probe_key_hex} location=\"Nairobi\""
@@ -274,7 +274,7 @@ async fn sigterm_under_load_loses_no_acknowledged_event() {
     .chain(
         (0..4u8).map(|p| uptime_ledger::domain::Command::RegisterProbe {
             probe_id: uptime_ledger::domain::ProbeId::parse(&format!("p{p}")).unwrap(),
-            public_key: common::key(p).verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(&common::key(p)),
             location: String::new(),
         }),
     );
@@ -472,4 +472,65 @@ fn with_json_logs_a_panic_and_the_final_error_are_json_lines_too() {
         })
         .unwrap_or_else(|| panic!("no JSON panic report:\n{stderr}"));
     assert_eq!(panic["target"], "uptime_ledger::console");
+}
+
+/// `serve --admin-key` with a key of small order (a SubjectPublicKeyInfo PEM that
+/// OpenSSL would read) exits before creating a log, saying which key and why; so does
+/// `admin register-probe` with such a key file, before sending anything.
+#[test]
+fn weak_keys_are_refused_at_genesis_and_by_the_admin_cli() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    // The point of order 2, (0, -1), in the SPKI DER of an Ed25519 key.
+    let mut der = hex::decode("302a300506032b6570032100").unwrap();
+    let mut order_two = [0xffu8; 32];
+    order_two[0] = 0xec;
+    order_two[31] = 0x7f;
+    der.extend_from_slice(&order_two);
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let weak = dir.path().join("weak.pub");
+    std::fs::write(&weak, pem).unwrap();
+    let data = dir.path().join("data");
+    let output = Command::new(BINARY)
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--admin-key")
+        .arg(format!("ops={}", weak.display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--admin-key ops") && stderr.contains("small order"),
+        "{stderr}"
+    );
+    assert!(!data.join("log").exists(), "no log was created");
+
+    let admin_key = dir.path().join("admin.pem");
+    assert_ok(&cli(&["keygen", "--out", admin_key.to_str().unwrap()]));
+    let output = cli(&[
+        "admin",
+        "--ledger",
+        "http://127.0.0.1:1",
+        "--key",
+        admin_key.to_str().unwrap(),
+        "register-probe",
+        "--probe-id",
+        "weak",
+        "--public-key",
+        weak.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("weak Ed25519 public key"), "{stderr}");
 }

@@ -146,7 +146,7 @@ async fn a_legitimate_probe_is_acknowledged_promptly_through_a_connection_and_re
         }),
         Command::RegisterProbe {
             probe_id: ProbeId::parse("legit").unwrap(),
-            public_key: probe_key.verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(&probe_key),
             location: "test".into(),
         },
     ];

@@ -101,7 +101,7 @@ impl Ledger {
             .collect();
         commands.push(AdminAction::RegisterProbe {
             probe_id: ProbeId::parse(PROBE_ID).unwrap(),
-            public_key: probe_key.verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(probe_key),
             location: "test".into(),
         });
         let mut admin = pb::admin_service_client::AdminServiceClient::new(

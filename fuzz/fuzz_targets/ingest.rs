@@ -20,7 +20,7 @@ use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
-use uptime_ledger::crypto::{self, SigningContext};
+use uptime_ledger::crypto::{self, PublicKey, SigningContext};
 use uptime_ledger::domain::{
     AdminCommand, AdminKey, Command, Genesis, ProbeId, Quorum, ServiceId, ServiceSpec,
 };
@@ -42,10 +42,10 @@ fn world() -> &'static World {
         let probe = SigningKey::from_bytes(&[2; 32]);
         let mut registry = Registry::new(Genesis {
             origin: "fuzz.example/log".into(),
-            ledger_public_key: SigningKey::from_bytes(&[3; 32]).verifying_key(),
+            ledger_public_key: PublicKey::from(&SigningKey::from_bytes(&[3; 32])),
             admin_keys: vec![AdminKey {
                 name: "admin".into(),
-                public_key: admin.verifying_key(),
+                public_key: PublicKey::from(&admin),
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
@@ -61,7 +61,7 @@ fn world() -> &'static World {
             }),
             Command::RegisterProbe {
                 probe_id: ProbeId::parse("p1").unwrap(),
-                public_key: probe.verifying_key(),
+                public_key: PublicKey::from(&probe),
                 location: "here".into(),
             },
         ];
@@ -89,6 +89,16 @@ fn envelope(signed: pb::SignedObservation) -> Envelope {
     }
 }
 
+/// What a batch's verdicts say: accepted, or the reason of the rejection.
+fn verdicts(
+    verdicts: Vec<Result<uptime_ledger::log::VerifiedObservation, uptime_ledger::domain::Rejection>>,
+) -> Vec<Result<(), uptime_ledger::domain::RejectReason>> {
+    verdicts
+        .into_iter()
+        .map(|verdict| verdict.map(|_| ()).map_err(|rejection| rejection.reason))
+        .collect()
+}
+
 fuzz_target!(|data: &[u8]| {
     let world = world();
 
@@ -96,13 +106,20 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(request) = pb::SubmitRequest::decode(data) {
         let envelopes: Vec<Envelope> = request.observations.into_iter().map(envelope).collect();
         let count = envelopes.len();
-        assert_eq!(verify_envelopes(&world.registry, envelopes.clone()).len(), count);
-        // As the verification pool runs it: together with another request's batch.
-        let together = verify_batches(vec![
+        let alone = verdicts(verify_envelopes(&world.registry, envelopes.clone()));
+        assert_eq!(alone.len(), count);
+        // As the verification pool runs it: together with another request's batch. Each
+        // observation's verdict is its verdict alone, whatever it is taken with.
+        let mut together = verify_batches(vec![
             (&world.registry, envelopes.clone()),
-            (&world.registry, envelopes),
-        ]);
-        assert!(together.iter().all(|verdicts| verdicts.len() == count));
+            (&world.registry, envelopes.iter().rev().cloned().collect()),
+        ])
+        .into_iter()
+        .map(verdicts);
+        assert_eq!(together.next(), Some(alone.clone()));
+        let mut reversed = together.next().expect("two batches");
+        reversed.reverse();
+        assert_eq!(reversed, alone);
     }
     if let Ok(request) = pb::SubmitStreamRequest::decode(data) {
         let signed = request.observation.unwrap_or_default();
@@ -166,6 +183,23 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(_) => assert!(entry::decode_command(data).is_err()),
+    }
+
+    // The bytes as (key, signature, message): the signature rule agrees with
+    // ed25519-dalek's `verify_strict` on every key the key rule admits.
+    if data.len() >= 96 {
+        let (key, rest) = data.split_at(32);
+        let (signature, message) = rest.split_at(64);
+        if let Ok(public) = PublicKey::from_bytes(key) {
+            let strict = public
+                .verifying_key()
+                .verify_strict(
+                    message,
+                    &ed25519_dalek::Signature::from_slice(signature).expect("64 bytes"),
+                )
+                .is_ok();
+            assert_eq!(public.verify_message(message, signature), strict);
+        }
     }
 
     // A stored log entry (recovery, `log entries`, `audit`).

@@ -1,5 +1,6 @@
 //! What this machine can do at best, measured in the same run: Ed25519 verification on
-//! one core (single and batched), an empty gRPC unary round trip over loopback, and
+//! one core (ed25519-dalek's `verify_strict`, the ledger's signature rule, and batches for
+//! comparison), an empty gRPC unary round trip over loopback, and
 //! fdatasync latency on the benchmark's disk.
 
 use std::io::Write;
@@ -9,27 +10,47 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use super::{median, Latency};
+use crate::crypto::PublicKey;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Ceilings {
+    /// ed25519-dalek's `verify_strict`, one signature at a time: the stock strict
+    /// verifier, the ceiling ingest and `audit` are measured against.
     pub verify_single_per_s: f64,
+    /// The same per CPU second of the measuring thread: what one core does when it runs,
+    /// whatever else shares the machine (compare CPU-time rates with it).
+    pub verify_single_per_cpu_s: f64,
+    /// The ledger's own signature rule ([`crate::crypto::PublicKey`]), one signature at a
+    /// time with the key's table built, per wall and per CPU second.
+    pub verify_rule_per_s: f64,
+    pub verify_rule_per_cpu_s: f64,
+    /// Hash-derived batch verification, which may never decide acceptance (DESIGN.md
+    /// "Which signatures are valid"): shown for comparison only.
     pub verify_batch64_per_s: f64,
     pub verify_batch256_per_s: f64,
-    /// The batch-256 rate per CPU second of the measuring thread: what one core does when
-    /// it runs, whatever else shares the machine (compare CPU-time rates with it).
     pub verify_batch256_per_cpu_s: f64,
     pub grpc_empty_unary_per_s: f64,
     pub fdatasync: Latency,
 }
 
-/// Signatures verified per second on this thread, in batches of `batch` (1 = single).
-pub fn verify_rate(batch: usize, duration: Duration) -> f64 {
-    verify_rates(batch, duration).0
+/// How [`verify_rates`] verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verifier {
+    /// ed25519-dalek's `verify_strict`, one at a time.
+    Strict,
+    /// [`crate::crypto::PublicKey::verify_message`], one at a time.
+    Rule,
+    /// ed25519-dalek's `verify_batch` over this many signatures.
+    Batch(usize),
 }
 
-/// Signatures verified on this thread, in batches of `batch`, per wall second and per CPU
-/// second of the thread.
-pub fn verify_rates(batch: usize, duration: Duration) -> (f64, f64) {
+/// Signatures verified on this thread by `verifier`, per wall second and per CPU second
+/// of the thread.
+pub fn verify_rates(verifier: Verifier, duration: Duration) -> (f64, f64) {
+    let batch = match verifier {
+        Verifier::Batch(n) => n,
+        Verifier::Strict | Verifier::Rule => 1,
+    };
     let keys: Vec<SigningKey> = (0..batch)
         .map(|i| SigningKey::from_bytes(&[(i % 251) as u8 + 1; 32]))
         .collect();
@@ -44,17 +65,25 @@ pub fn verify_rates(batch: usize, duration: Duration) -> (f64, f64) {
         .collect();
     let signatures: Vec<Signature> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
     let public: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+    let rule_key = PublicKey::from(&keys[0]);
+    let rule_signature = signatures[0].to_bytes();
+    assert!(
+        rule_key.verify_message(&messages[0], &rule_signature),
+        "builds the key's table"
+    );
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let started = Instant::now();
     let cpu_started = super::thread_cpu_seconds();
     let mut verified = 0usize;
     while started.elapsed() < duration {
-        if batch == 1 {
-            public[0]
+        match verifier {
+            Verifier::Strict => public[0]
                 .verify_strict(refs[0], &signatures[0])
-                .expect("valid");
-        } else {
-            ed25519_dalek::verify_batch(&refs, &signatures, &public).expect("valid");
+                .expect("valid"),
+            Verifier::Rule => assert!(rule_key.verify_message(refs[0], &rule_signature)),
+            Verifier::Batch(_) => {
+                ed25519_dalek::verify_batch(&refs, &signatures, &public).expect("valid")
+            }
         }
         verified += batch;
     }
@@ -141,13 +170,25 @@ pub async fn measure(dir: &Path, quick: bool) -> std::io::Result<Ceilings> {
     } else {
         Duration::from_secs(1)
     };
-    let repeat = |batch: usize| median((0..3).map(|_| verify_rate(batch, span)).collect());
-    let batch256: Vec<(f64, f64)> = (0..3).map(|_| verify_rates(256, span)).collect();
+    // Medians of three runs, per wall second and per CPU second.
+    let rates = |verifier: Verifier| {
+        let runs: Vec<(f64, f64)> = (0..3).map(|_| verify_rates(verifier, span)).collect();
+        (
+            median(runs.iter().map(|r| r.0).collect()),
+            median(runs.iter().map(|r| r.1).collect()),
+        )
+    };
+    let strict = rates(Verifier::Strict);
+    let rule = rates(Verifier::Rule);
+    let batch256 = rates(Verifier::Batch(256));
     Ok(Ceilings {
-        verify_single_per_s: repeat(1),
-        verify_batch64_per_s: repeat(64),
-        verify_batch256_per_s: median(batch256.iter().map(|r| r.0).collect()),
-        verify_batch256_per_cpu_s: median(batch256.iter().map(|r| r.1).collect()),
+        verify_single_per_s: strict.0,
+        verify_single_per_cpu_s: strict.1,
+        verify_rule_per_s: rule.0,
+        verify_rule_per_cpu_s: rule.1,
+        verify_batch64_per_s: rates(Verifier::Batch(64)).0,
+        verify_batch256_per_s: batch256.0,
+        verify_batch256_per_cpu_s: batch256.1,
         grpc_empty_unary_per_s: grpc_empty_unary_rate(256, span * 2).await,
         fdatasync: fdatasync_latency(dir, if quick { 100 } else { 500 })?,
     })

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use crate::clock::{Clock, ManualClock};
+use crate::crypto::PublicKey;
 use crate::domain::{
     AdminCommand, AdminKey, Command, Observation, ProbeId, Quorum, ServiceId, ServiceSpec, Status,
 };
@@ -49,7 +50,7 @@ fn ledger_key() -> SigningKey {
 
 /// The checkpoint verifier an auditor of a bench ledger pins.
 pub fn ledger_verifier() -> crate::checkpoint::NoteVerifier {
-    crate::checkpoint::NoteVerifier::new(LEDGER_ORIGIN, ledger_key().verifying_key())
+    crate::checkpoint::NoteVerifier::new(LEDGER_ORIGIN, PublicKey::from(&ledger_key()))
         .expect("a valid key name")
 }
 
@@ -154,7 +155,7 @@ pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchR
             origin: Some(LEDGER_ORIGIN.into()),
             admin_keys: Some(vec![AdminKey {
                 name: "admin".into(),
-                public_key: admin_key().verifying_key(),
+                public_key: PublicKey::from(&admin_key()),
             }]),
             max_lateness: None,
             max_skew: None,
@@ -316,7 +317,7 @@ pub async fn ensure_from(dir: &Path, source: Arc<dyn Source>) -> BenchResult<Bui
     for (probe, probe_id) in probes.iter().enumerate() {
         commands.push(Command::RegisterProbe {
             probe_id: probe_id.clone(),
-            public_key: probe_key(probe).verifying_key(),
+            public_key: PublicKey::from(&probe_key(probe)),
             location: format!("vantage point {}", probe + 1),
         });
     }

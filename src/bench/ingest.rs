@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use tonic::transport::Channel;
 
+use crate::crypto::PublicKey;
 use crate::domain::{
     AdminCommand, Command as AdminAction, Observation, ProbeId, Quorum, ServiceId, ServiceSpec,
     Status,
@@ -195,7 +196,7 @@ async fn set_up(server: &Server, keys: &[SigningKey]) -> BenchResult<()> {
     for (p, key) in keys.iter().enumerate() {
         actions.push(AdminAction::RegisterProbe {
             probe_id: ProbeId::parse(&format!("probe-{p}")).expect("valid id"),
-            public_key: key.verifying_key(),
+            public_key: PublicKey::from(key),
             location: String::new(),
         });
     }

@@ -129,7 +129,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             location,
         } => Command::RegisterProbe {
             probe_id: ProbeId::parse(&probe_id)?,
-            public_key: crypto::read_verifying_key(&public_key)?,
+            public_key: crypto::read_public_key(&public_key)?,
             location,
         },
         AdminCommandArgs::RevokeProbe { probe_id, reason } => Command::RevokeProbe {

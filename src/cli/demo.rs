@@ -263,7 +263,7 @@ async fn set_up(data_dir: &Path, script: &Script, channel: Channel) -> anyhow::R
         let key = crypto::generate_key_files(&dir.join("probe.pem"))?;
         commands.push(Command::RegisterProbe {
             probe_id: ProbeId::parse(probe.probe_id)?,
-            public_key: key.verifying_key(),
+            public_key: crypto::PublicKey::from(&key),
             location: probe.location.into(),
         });
     }

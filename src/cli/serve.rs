@@ -298,7 +298,8 @@ fn admin_keys(args: &ServeArgs, keys_dir: &Path) -> anyhow::Result<Option<Vec<Ad
             };
             keys.push(AdminKey {
                 name: name.to_owned(),
-                public_key: crypto::read_verifying_key(Path::new(path))?,
+                public_key: crypto::read_public_key(Path::new(path))
+                    .with_context(|| format!("--admin-key {name}"))?,
             });
         }
         return Ok(Some(keys));
@@ -310,14 +311,14 @@ fn admin_keys(args: &ServeArgs, keys_dir: &Path) -> anyhow::Result<Option<Vec<Ad
     let public_key = if admin_path.exists() {
         // From the private key, written first: a start killed between the two files
         // must not leave a directory that can never start.
-        crypto::read_signing_key(&admin_path)?.verifying_key()
+        crypto::PublicKey::from(&crypto::read_signing_key(&admin_path)?)
     } else {
         let key = crypto::generate_key_files(&admin_path)?;
         console::say(format_args!(
             "generated admin key `admin`: {} (sign admin commands with it; keep it safe)",
             admin_path.display()
         ));
-        key.verifying_key()
+        crypto::PublicKey::from(&key)
     };
     Ok(Some(vec![AdminKey {
         name: "admin".into(),

@@ -8,7 +8,7 @@ mod id;
 
 use std::time::Duration;
 
-use ed25519_dalek::VerifyingKey;
+use crate::crypto::PublicKey;
 
 pub use id::{InvalidId, MaintenanceId, ProbeId, ServiceId};
 
@@ -87,7 +87,7 @@ pub enum Command {
     DefineService(ServiceSpec),
     RegisterProbe {
         probe_id: ProbeId,
-        public_key: VerifyingKey,
+        public_key: PublicKey,
         location: String,
     },
     RevokeProbe {
@@ -110,7 +110,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Genesis {
     pub origin: String,
-    pub ledger_public_key: VerifyingKey,
+    pub ledger_public_key: PublicKey,
     pub admin_keys: Vec<AdminKey>,
     pub max_lateness: Duration,
     pub max_skew: Duration,
@@ -119,7 +119,7 @@ pub struct Genesis {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminKey {
     pub name: String,
-    pub public_key: VerifyingKey,
+    pub public_key: PublicKey,
 }
 
 /// Why an observation was refused: the typed reasons of DESIGN.md "Ingest rules".

@@ -6,7 +6,7 @@
 //! - `writer`: the single writer thread (judging, group commit, checkpoints);
 //! - `recovery`: opening a data directory, verifying it, rebuilding derived state;
 //! - `shared`: what the writer publishes to readers;
-//! - `verify_pool`: the threads that verify signatures, batched across requests.
+//! - `verify_pool`: the threads that verify signatures off the async runtime.
 
 mod packing;
 mod recovery;
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::clock::Clock;
-use crate::crypto::{self, SignedItem, SigningContext};
+use crate::crypto::SigningContext;
 use crate::domain::{AdminKey, Outcome, ProbeId, RejectReason, Rejection};
 use crate::entry;
 use crate::merkle::{self, Hash, TileSubtreeSource};
@@ -490,82 +490,35 @@ impl Ledger {
 }
 
 /// Ingest rules 1–3 for a batch: decode and validate, look up probe and service, verify
-/// signatures (batch verification for large batches). Sequence and time are judged by the
-/// writer, against the log order. Pure, so that it can be fuzzed exactly as ingest runs it
-/// on untrusted bytes.
+/// signatures. Sequence and time are judged by the writer, against the log order. Pure, so
+/// that it can be fuzzed exactly as ingest runs it on untrusted bytes.
 pub fn verify_envelopes(
     registry: &Registry,
     envelopes: Vec<Envelope>,
 ) -> Vec<Result<VerifiedObservation, Rejection>> {
-    verify_batches(vec![(registry, envelopes)])
-        .pop()
-        .unwrap_or_default()
-}
-
-/// [`verify_envelopes`] for several batches at once (the requests a verification thread
-/// took together), each with the registry it was received under. The signatures of all of
-/// them go through one Ed25519 batch, which costs less per signature the larger it is; a
-/// bad signature only makes its own batch be verified again on its own.
-pub fn verify_batches<R: std::borrow::Borrow<Registry>>(
-    batches: Vec<(R, Vec<Envelope>)>,
-) -> Vec<Vec<Result<VerifiedObservation, Rejection>>> {
-    let candidates: Vec<Vec<_>> = batches
+    envelopes
         .into_iter()
-        .map(|(registry, envelopes)| {
-            envelopes
-                .into_iter()
-                .map(|envelope| precheck(registry.borrow(), envelope))
-                .collect()
-        })
-        .collect();
-    let verdicts = {
-        let groups: Vec<Vec<SignedItem<'_>>> = candidates
-            .iter()
-            .map(|batch: &Vec<_>| {
-                batch
-                    .iter()
-                    .filter_map(|c| c.as_ref().ok())
-                    .map(|(verified, signature)| SignedItem {
-                        key: &verified.key,
-                        context: SigningContext::Observation,
-                        body: &verified.body,
-                        signature,
-                    })
-                    .collect()
-            })
-            .collect();
-        crypto::verify_groups(&groups)
-    };
-    candidates
-        .into_iter()
-        .zip(verdicts)
-        .map(|(batch, verdicts)| {
-            let mut verdicts = verdicts.into_iter();
-            batch
-                .into_iter()
-                .map(|candidate| {
-                    let (verified, _) = candidate?;
-                    if verdicts.next().unwrap_or(false) {
-                        Ok(verified)
-                    } else {
-                        Err(Rejection::new(
-                            RejectReason::BadSignature,
-                            format!(
-                                "the signature does not verify with probe {}'s registered key",
-                                verified.observation.probe_id
-                            ),
-                        ))
-                    }
-                })
-                .collect()
-        })
+        .map(|envelope| verify_envelope(registry, envelope))
         .collect()
 }
 
-fn precheck(
+/// [`verify_envelopes`] for several batches at once (the requests a verification thread
+/// took together), each with the registry it was received under. Each observation is
+/// judged on its own: its verdict is the same whatever else was taken with it.
+pub fn verify_batches<R: std::borrow::Borrow<Registry>>(
+    batches: Vec<(R, Vec<Envelope>)>,
+) -> Vec<Vec<Result<VerifiedObservation, Rejection>>> {
+    batches
+        .into_iter()
+        .map(|(registry, envelopes)| verify_envelopes(registry.borrow(), envelopes))
+        .collect()
+}
+
+/// Ingest rules 1–3 for one observation.
+fn verify_envelope(
     registry: &Registry,
     envelope: Envelope,
-) -> Result<(VerifiedObservation, ed25519_dalek::Signature), Rejection> {
+) -> Result<VerifiedObservation, Rejection> {
     let observation = entry::decode_observation(&envelope.body)
         .map_err(|e| Rejection::new(RejectReason::Invalid, e.0))?;
     let record = registry.probe(&observation.probe_id).ok_or_else(|| {
@@ -586,24 +539,34 @@ fn precheck(
             format!("service {} is not defined", observation.service_id),
         ));
     }
-    let signature = crypto::parse_signature(&envelope.signature).ok_or_else(|| {
-        Rejection::new(
+    if envelope.signature.len() != 64 {
+        return Err(Rejection::new(
             RejectReason::BadSignature,
             format!(
                 "the signature is {} bytes; Ed25519 signatures are 64",
                 envelope.signature.len()
             ),
-        )
-    })?;
-    Ok((
-        VerifiedObservation {
-            observation,
-            body: envelope.body,
-            signature: envelope.signature,
-            key: record.public_key,
-        },
-        signature,
-    ))
+        ));
+    }
+    if !record.public_key.verify(
+        SigningContext::Observation,
+        &envelope.body,
+        &envelope.signature,
+    ) {
+        return Err(Rejection::new(
+            RejectReason::BadSignature,
+            format!(
+                "the signature does not verify with probe {}'s registered key",
+                observation.probe_id
+            ),
+        ));
+    }
+    Ok(VerifiedObservation {
+        observation,
+        body: envelope.body,
+        signature: envelope.signature,
+        key: record.public_key.clone(),
+    })
 }
 
 /// Decodes a signed admin command and verifies its signature against its signer's genesis
@@ -619,9 +582,7 @@ pub fn verify_command(
     let key = registry
         .admin_key(&signer)
         .ok_or_else(|| CommandRefusal::UnknownSigner(signer.clone()))?;
-    let verified = crypto::parse_signature(&signature)
-        .is_some_and(|sig| crypto::verify(key, SigningContext::Command, &body, &sig));
-    if !verified {
+    if !key.verify(SigningContext::Command, &body, &signature) {
         return Err(ApplyError::BadSignature(signer));
     }
     Ok(VerifiedCommand {

@@ -22,6 +22,7 @@ use super::store::{AppendBatch, LogStore, SledStore, StoreError};
 use super::witness::{self, Witness, Witnessed};
 use super::{LedgerConfig, DEFAULT_ORIGIN};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteSigner};
+use crate::crypto::PublicKey;
 use crate::domain::{Genesis, Millis, ProbeId, ServiceId, DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW};
 use crate::entry::{self, Payload};
 use crate::merkle::{self, Hash, TileAppender, TileSubtreeSource};
@@ -163,7 +164,7 @@ fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), Ope
             .origin
             .clone()
             .unwrap_or_else(|| DEFAULT_ORIGIN.to_owned()),
-        ledger_public_key: config.ledger_key.verifying_key(),
+        ledger_public_key: PublicKey::from(&config.ledger_key),
         admin_keys,
         max_lateness: params.max_lateness.unwrap_or(DEFAULT_MAX_LATENESS),
         max_skew: params.max_skew.unwrap_or(DEFAULT_MAX_SKEW),
@@ -328,7 +329,7 @@ pub(super) fn verify(
 
     let signer = NoteSigner::new(&registry.genesis().origin, ledger_key.clone())
         .map_err(|e| OpenError::Genesis(e.to_string()))?;
-    if registry.genesis().ledger_public_key != ledger_key.verifying_key() {
+    if registry.genesis().ledger_public_key != PublicKey::from(ledger_key) {
         return Err(OpenError::Genesis(
             "the ledger key in the data directory is not the key named in this log's genesis"
                 .into(),

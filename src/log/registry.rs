@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ed25519_dalek::VerifyingKey;
+use crate::crypto::PublicKey;
 
 use crate::domain::{
     AdminCommand, Command, Genesis, MaintenanceId, ProbeId, ServiceId, ServiceSpec,
@@ -16,7 +16,7 @@ use crate::domain::{
 
 #[derive(Debug, Clone)]
 pub struct ProbeRecord {
-    pub public_key: VerifyingKey,
+    pub public_key: PublicKey,
     pub location: String,
     /// Set once the probe is revoked; revocation is permanent.
     pub revoked: Option<String>,
@@ -84,7 +84,7 @@ impl Registry {
         &self.genesis
     }
 
-    pub fn admin_key(&self, name: &str) -> Option<&VerifyingKey> {
+    pub fn admin_key(&self, name: &str) -> Option<&PublicKey> {
         self.genesis
             .admin_keys
             .iter()
@@ -205,7 +205,7 @@ impl Registry {
                 self.probes.insert(
                     probe_id.clone(),
                     ProbeRecord {
-                        public_key: *public_key,
+                        public_key: public_key.clone(),
                         location: location.clone(),
                         revoked: None,
                     },

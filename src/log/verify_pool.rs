@@ -1,15 +1,14 @@
-//! Signature verification off the async threads, batched across requests.
+//! Signature verification off the async threads.
 //!
 //! One thread per core takes the requests that queued up while it was busy and verifies
-//! them together ([`super::verify_batches`]): natural batching, like the writer's group
-//! commit. An idle pool takes a request at once, so a lone request waits for nothing; under
-//! load the batches grow, and an Ed25519 batch costs less per signature the larger it is
-//! (about 30 µs per signature in batches of 32, 20 µs in batches of 256 on the benchmark
-//! machine), so the cores fall behind later. Requests are taken in arrival order and never
-//! split; a thread stops taking once it holds [`COALESCE_SIGNATURES`] or more, and leaves a
-//! share of the queue to each idle thread, so a burst is spread over the cores instead of
-//! verified on one while the other waits. Requests whose caller has gone (deadline,
-//! disconnect) are dropped unverified.
+//! them ([`super::verify_batches`]), like the writer's group commit: an idle pool takes a
+//! request at once, so a lone request waits for nothing, and under load one wake-up serves
+//! several requests. Each signature is judged on its own by the signature rule, so what a
+//! thread takes together never changes a verdict. Requests are taken in arrival order and
+//! never split; a thread stops taking once it holds [`COALESCE_SIGNATURES`] or more, and
+//! leaves a share of the queue to each idle thread, so a burst is spread over the cores
+//! instead of verified on one while the other waits. Requests whose caller has gone
+//! (deadline, disconnect) are dropped unverified.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -170,10 +169,10 @@ mod tests {
         let admin = SigningKey::from_bytes(&[9; 32]);
         let mut registry = Registry::new(Genesis {
             origin: "test.example/log".into(),
-            ledger_public_key: SigningKey::from_bytes(&[8; 32]).verifying_key(),
+            ledger_public_key: crate::crypto::PublicKey::from(&SigningKey::from_bytes(&[8; 32])),
             admin_keys: vec![AdminKey {
                 name: "admin".into(),
-                public_key: admin.verifying_key(),
+                public_key: crate::crypto::PublicKey::from(&admin),
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
@@ -189,7 +188,7 @@ mod tests {
         for n in 1..=if with_p2 { 2 } else { 1 } {
             commands.push(Command::RegisterProbe {
                 probe_id: ProbeId::parse(&format!("p{n}")).unwrap(),
-                public_key: probe_key(n).verifying_key(),
+                public_key: crate::crypto::PublicKey::from(&probe_key(n)),
                 location: "here".into(),
             });
         }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot};
 
 use super::packing::index_of_seq;
@@ -45,7 +45,7 @@ pub struct VerifiedObservation {
     pub(super) observation: Observation,
     pub(super) body: Vec<u8>,
     pub(super) signature: Vec<u8>,
-    pub(super) key: VerifyingKey,
+    pub(super) key: crate::crypto::PublicKey,
 }
 
 /// A command whose signature verified against its signer's genesis key.

@@ -156,7 +156,7 @@ pub async fn provision(running: &Running, data: &Path, count: usize) -> Vec<Prob
     }))
     .chain(probes.iter().map(|probe| AdminOp::RegisterProbe {
         probe_id: ProbeId::parse(&probe.id).unwrap(),
-        public_key: probe.key.verifying_key(),
+        public_key: uptime_ledger::crypto::PublicKey::from(&probe.key),
         location: "test".into(),
     }));
     for (seq, command) in commands.enumerate() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod durability;
+pub mod forge;
 pub mod process;
 pub mod seed;
 pub mod tls;
@@ -335,7 +336,7 @@ impl TestLedger {
     pub async fn register_probe(&mut self, probe_id: &str, probe_key: &SigningKey) {
         self.apply(Command::RegisterProbe {
             probe_id: ProbeId::parse(probe_id).unwrap(),
-            public_key: probe_key.verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(probe_key),
             location: "test".into(),
         })
         .await
@@ -394,7 +395,7 @@ impl TestLedger {
     pub fn admin_keys(&self) -> Vec<AdminKey> {
         vec![AdminKey {
             name: "admin".into(),
-            public_key: self.admin.verifying_key(),
+            public_key: uptime_ledger::crypto::PublicKey::from(&self.admin),
         }]
     }
 }
@@ -422,7 +423,7 @@ fn open_with(
             origin: Some(ORIGIN.into()),
             admin_keys: Some(vec![AdminKey {
                 name: "admin".into(),
-                public_key: admin.verifying_key(),
+                public_key: uptime_ledger::crypto::PublicKey::from(admin),
             }]),
             max_lateness,
             max_skew: None,

@@ -166,7 +166,7 @@ pub async fn government_services() -> TestLedger {
         ledger
             .apply(Command::RegisterProbe {
                 probe_id: uptime_ledger::domain::ProbeId::parse(probe_id).unwrap(),
-                public_key: key(p as u8 + 1).verifying_key(),
+                public_key: uptime_ledger::crypto::PublicKey::from(&key(p as u8 + 1)),
                 location: (*location).into(),
             })
             .await
