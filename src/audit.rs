@@ -45,11 +45,11 @@ use std::num::NonZeroUsize;
 use crate::checkpoint::{Checkpoint, NoteVerifier};
 use crate::crypto::{PublicKey, SigningContext};
 use crate::domain::{
-    duration_millis, format_millis, AdminCommand, Genesis, Millis, Observation, ProbeId,
-    RejectReason,
+    format_millis, AdminCommand, Genesis, Millis, Observation, ProbeId, RejectReason, Rejection,
 };
 use crate::entry::{self, DecodedEntry, Payload};
 use crate::log::registry::CommandCheck;
+use crate::log::rules::{self, Judgement};
 use crate::log::{CommandRefusal, Registry};
 use crate::merkle::{self, Hash};
 use crate::projection::{AvailabilityReport, Incident, Projection};
@@ -171,8 +171,6 @@ struct Judge {
     registry: Registry,
     last_seqs: HashMap<ProbeId, u64>,
     projection: Projection,
-    max_lateness_ms: i64,
-    max_skew_ms: i64,
 }
 
 /// The signature an entry must carry: the key that must have made it, over what.
@@ -372,8 +370,6 @@ impl Judge {
             registry: Registry::new(genesis.clone()),
             last_seqs: HashMap::new(),
             projection: Projection::new(feed::projection_config(genesis)),
-            max_lateness_ms: duration_millis(genesis.max_lateness),
-            max_skew_ms: duration_millis(genesis.max_skew),
         })
     }
 
@@ -386,78 +382,29 @@ impl Judge {
         observation: &Observation,
         signature: &[u8],
     ) -> Result<ExpectedSignature, AuditError> {
-        let rejected = |reason, detail: String| AuditError::RejectedObservation {
+        let rejected = |rejection: Rejection| AuditError::RejectedObservation {
             index,
-            reason,
-            detail,
+            reason: rejection.reason,
+            detail: rejection.message,
         };
         let probe_id = &observation.probe_id;
-        let key = match self.registry.probe(probe_id) {
-            None => {
-                return Err(rejected(
-                    RejectReason::UnknownProbe,
-                    format!("probe {probe_id} is not registered at this point of the log"),
-                ))
+        let last_seq = self.last_seqs.get(probe_id).copied();
+        let key = match rules::judge_observation(&self.registry, last_seq, observation, received_at)
+            .map_err(rejected)?
+        {
+            Judgement::New { key } => key.clone(),
+            // The log holds every accepted (probe, seq) once: a seq not above the last one
+            // was never accepted.
+            Judgement::SeqNotAbove { last_seq } => {
+                return Err(rejected(rules::stale_seq(observation, last_seq)))
             }
-            Some(record) if record.revoked.is_some() => {
-                return Err(rejected(
-                    RejectReason::ProbeRevoked,
-                    format!("probe {probe_id} was revoked earlier in the log"),
-                ))
-            }
-            Some(record) => record.public_key.clone(),
         };
-        if self.registry.service(&observation.service_id).is_none() {
-            return Err(rejected(
-                RejectReason::UnknownService,
-                format!(
-                    "service {} is not defined at this point of the log",
-                    observation.service_id
-                ),
-            ));
-        }
         if signature.len() != 64 {
             return Err(AuditError::BadSignature {
                 index,
                 kind: "observation",
                 signer: format!("probe {probe_id}"),
             });
-        }
-        if let Some(&last) = self.last_seqs.get(probe_id) {
-            if observation.seq <= last {
-                return Err(rejected(
-                    RejectReason::StaleSeq,
-                    format!(
-                        "seq {} is not above probe {probe_id}'s previous accepted seq {last}",
-                        observation.seq
-                    ),
-                ));
-            }
-        }
-        let observed_at = observation.observed_at;
-        if observed_at < received_at.saturating_sub(self.max_lateness_ms) {
-            return Err(rejected(
-                RejectReason::TooLate,
-                format!(
-                    "observed_at {} is {} ms before received_at {}; the genesis allows at most {} ms (max_lateness)",
-                    format_millis(observed_at),
-                    received_at - observed_at,
-                    format_millis(received_at),
-                    self.max_lateness_ms
-                ),
-            ));
-        }
-        if observed_at > received_at.saturating_add(self.max_skew_ms) {
-            return Err(rejected(
-                RejectReason::TooEarly,
-                format!(
-                    "observed_at {} is {} ms after received_at {}; the genesis allows at most {} ms (max_skew)",
-                    format_millis(observed_at),
-                    observed_at - received_at,
-                    format_millis(received_at),
-                    self.max_skew_ms
-                ),
-            ));
         }
         self.last_seqs.insert(probe_id.clone(), observation.seq);
         Ok(ExpectedSignature {

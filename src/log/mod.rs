@@ -3,6 +3,7 @@
 //!
 //! - `store`: the narrow storage interface and its sled implementation;
 //! - `registry`: admin keys, services, probes and maintenance ids, as the log made them;
+//! - `rules`: the observation rules that depend on the log, shared with `audit`;
 //! - `writer`: the single writer thread (judging, group commit, checkpoints);
 //! - `recovery`: opening a data directory, verifying it, rebuilding derived state;
 //! - `shared`: what the writer publishes to readers;
@@ -11,6 +12,7 @@
 mod packing;
 mod recovery;
 pub mod registry;
+pub mod rules;
 mod shared;
 pub mod store;
 mod verify_pool;
@@ -278,14 +280,6 @@ impl Ledger {
         self.shared.failure()
     }
 
-    /// Judges each observation on its own and answers one outcome per envelope, in order,
-    /// once every accepted one is durable. The same as [`Ledger::verify`], then
-    /// [`Ledger::enqueue`], then waiting for the outcomes.
-    pub async fn submit(&self, envelopes: Vec<Envelope>) -> Result<Vec<Outcome>, WriteError> {
-        let batch = self.verify(envelopes).await?;
-        self.enqueue(batch).await?.outcomes().await
-    }
-
     /// Ingest rules 1–3 for a batch (decoding, registry, signatures), off the async threads
     /// for large batches. Nothing is written; the result says which probes authenticated
     /// themselves, so admission control can act on them before [`Ledger::enqueue`].
@@ -521,24 +515,7 @@ fn verify_envelope(
 ) -> Result<VerifiedObservation, Rejection> {
     let observation = entry::decode_observation(&envelope.body)
         .map_err(|e| Rejection::new(RejectReason::Invalid, e.0))?;
-    let record = registry.probe(&observation.probe_id).ok_or_else(|| {
-        Rejection::new(
-            RejectReason::UnknownProbe,
-            format!("probe {} is not registered", observation.probe_id),
-        )
-    })?;
-    if record.revoked.is_some() {
-        return Err(Rejection::new(
-            RejectReason::ProbeRevoked,
-            format!("probe {} is revoked", observation.probe_id),
-        ));
-    }
-    if registry.service(&observation.service_id).is_none() {
-        return Err(Rejection::new(
-            RejectReason::UnknownService,
-            format!("service {} is not defined", observation.service_id),
-        ));
-    }
+    let key = rules::registered_key(registry, &observation)?;
     if envelope.signature.len() != 64 {
         return Err(Rejection::new(
             RejectReason::BadSignature,
@@ -548,7 +525,7 @@ fn verify_envelope(
             ),
         ));
     }
-    if !record.public_key.verify(
+    if !key.verify(
         SigningContext::Observation,
         &envelope.body,
         &envelope.signature,
@@ -565,7 +542,7 @@ fn verify_envelope(
         observation,
         body: envelope.body,
         signature: envelope.signature,
-        key: record.public_key.clone(),
+        key: key.clone(),
     })
 }
 

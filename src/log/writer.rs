@@ -22,14 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::packing::index_of_seq;
 use super::registry::{CommandCheck, CommandRefusal, Registry};
+use super::rules::{self, Judgement};
 use super::shared::Shared;
 use super::store::{AppendBatch, LogStore, SeqBlock, StoreError, PAIRS_PER_BLOCK};
 use super::witness::{Witness, Witnessed};
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::clock::Clock;
-use crate::domain::{
-    duration_millis, AdminCommand, Millis, Observation, Outcome, ProbeId, RejectReason, Rejection,
-};
+use crate::domain::{AdminCommand, Millis, Observation, Outcome, ProbeId, RejectReason, Rejection};
 use crate::entry;
 use crate::merkle::{self, TileAppender};
 use crate::metrics::LedgerMetrics;
@@ -520,7 +519,8 @@ impl Writer {
         staged.registry.as_ref().unwrap_or(&self.registry)
     }
 
-    /// Ingest rules 2, 4 and 5, in that order, against the state including this batch.
+    /// Ingest rules 2, 4 and 5 ([`rules::judge_observation`]) against the state including
+    /// this batch, then the entry staged.
     fn judge_observation(
         &self,
         staged: &mut Staged,
@@ -533,21 +533,16 @@ impl Writer {
             signature,
             key,
         } = verified;
-        let registry = self.registry(staged);
-        match registry.probe(&observation.probe_id) {
-            None => {
-                return reject(
-                    RejectReason::UnknownProbe,
-                    format!("probe {} is not registered", observation.probe_id),
-                )
-            }
-            Some(record) if record.revoked.is_some() => {
-                return reject(
-                    RejectReason::ProbeRevoked,
-                    format!("probe {} is revoked", observation.probe_id),
-                )
-            }
-            Some(record) if record.public_key != key => {
+        let last_seq = staged
+            .last_seqs
+            .get(&observation.probe_id)
+            .or_else(|| self.last_seqs.get(&observation.probe_id))
+            .copied();
+        let judged =
+            rules::judge_observation(self.registry(staged), last_seq, &observation, received_at);
+        match judged {
+            Err(rejection) => return Outcome::Rejected(rejection),
+            Ok(Judgement::New { key: registered }) if *registered != key => {
                 return reject(
                     RejectReason::BadSignature,
                     format!(
@@ -556,70 +551,31 @@ impl Writer {
                     ),
                 )
             }
-            Some(_) => {}
-        }
-        if registry.service(&observation.service_id).is_none() {
-            return reject(
-                RejectReason::UnknownService,
-                format!("service {} is not defined", observation.service_id),
-            );
-        }
-
-        let last_seq = staged
-            .last_seqs
-            .get(&observation.probe_id)
-            .or_else(|| self.last_seqs.get(&observation.probe_id))
-            .copied();
-        if last_seq.is_some_and(|last| observation.seq <= last) {
-            let earlier = match self.earlier_body(staged, &observation.probe_id, observation.seq) {
-                Ok(found) => found,
-                Err(message) => return reject(RejectReason::Invalid, message),
-            };
-            return match earlier {
-                Some((index, earlier_body)) if earlier_body == body => Outcome::Duplicate { index },
-                Some((index, _)) => {
-                    tracing::warn!(probe_id = %observation.probe_id, seq = observation.seq, original_index = index,
-                        "equivocation: the probe signed two different observations with one seq");
-                    reject(
-                        RejectReason::Equivocation,
-                        format!(
-                            "probe {} already has a different observation with seq {} at index {index}",
-                            observation.probe_id, observation.seq
-                        ),
-                    )
-                }
-                None => reject(
-                    RejectReason::StaleSeq,
-                    format!(
-                        "seq {} is not above probe {}'s last accepted seq {}",
-                        observation.seq,
-                        observation.probe_id,
-                        last_seq.unwrap_or_default()
-                    ),
-                ),
-            };
-        }
-
-        let genesis = self.registry.genesis();
-        let max_lateness = duration_millis(genesis.max_lateness);
-        let max_skew = duration_millis(genesis.max_skew);
-        if observation.observed_at < received_at.saturating_sub(max_lateness) {
-            return reject(
-                RejectReason::TooLate,
-                format!(
-                    "observed_at is {} ms before the ledger's time; at most {max_lateness} ms is accepted",
-                    received_at - observation.observed_at
-                ),
-            );
-        }
-        if observation.observed_at > received_at.saturating_add(max_skew) {
-            return reject(
-                RejectReason::TooEarly,
-                format!(
-                    "observed_at is {} ms after the ledger's time; at most {max_skew} ms of clock skew is accepted",
-                    observation.observed_at - received_at
-                ),
-            );
+            Ok(Judgement::New { .. }) => {}
+            Ok(Judgement::SeqNotAbove { last_seq }) => {
+                let earlier =
+                    match self.earlier_body(staged, &observation.probe_id, observation.seq) {
+                        Ok(found) => found,
+                        Err(message) => return reject(RejectReason::Invalid, message),
+                    };
+                return match earlier {
+                    Some((index, earlier_body)) if earlier_body == body => {
+                        Outcome::Duplicate { index }
+                    }
+                    Some((index, _)) => {
+                        tracing::warn!(probe_id = %observation.probe_id, seq = observation.seq, original_index = index,
+                            "equivocation: the probe signed two different observations with one seq");
+                        reject(
+                            RejectReason::Equivocation,
+                            format!(
+                                "probe {} already has a different observation with seq {} at index {index}",
+                                observation.probe_id, observation.seq
+                            ),
+                        )
+                    }
+                    None => Outcome::Rejected(rules::stale_seq(&observation, last_seq)),
+                };
+            }
         }
 
         let index = staged.batch.first_index + staged.batch.entries.len() as u64;
