@@ -5,6 +5,7 @@
 //! - `pages`: the HTML handlers and their compiled templates (`templates/`);
 //! - [`api`]: the JSON handlers under `/api/v1/`;
 //! - [`params`]: window and prefix query parameters, and how times are written;
+//! - [`metrics`]: `/metrics`, the write path's counters and the gauges read on each scrape;
 //! - `error`: every error → status code + JSON or HTML, in one place.
 //!
 //! Every page and answer is computed under one read of the published projection, so it
@@ -12,6 +13,7 @@
 
 pub mod api;
 mod error;
+pub mod metrics;
 mod pages;
 pub mod params;
 pub mod tls;
@@ -55,7 +57,7 @@ pub struct HttpState {
 
 impl HttpState {
     pub fn new(ledger: Arc<Ledger>, projections: Arc<Projections>) -> HttpState {
-        let metrics = crate::metrics::registry(ledger.clone(), projections.clone());
+        let metrics = metrics::registry(ledger.clone(), projections.clone());
         HttpState {
             verifier_key: ledger.verifier().to_string(),
             ledger,
@@ -251,8 +253,8 @@ fn outer_layers<S: Clone + Send + Sync + 'static>(
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let text = crate::metrics::encode(&state.metrics);
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+    let text = metrics::encode(&state.metrics);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// `GET /healthz`: the process is up and serving HTTP.
