@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::ProbeId;
 use crate::limits::Limits;
@@ -54,13 +52,13 @@ impl Admission {
 
     /// One unit of ingest work, or UNAVAILABLE at once when `max_inflight_submits` are
     /// already in flight. The unit is released when the permit is dropped.
-    pub fn try_enter(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.inflight.clone().try_acquire_owned().map_err(|_| {
-            Status::unavailable(format!(
-                "the ledger is overloaded: {} submissions are already in flight; nothing from this one was stored, retry with backoff",
-                self.max_inflight
-            ))
-        })
+    pub fn try_enter(&self) -> Result<OwnedSemaphorePermit, Overloaded> {
+        self.inflight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Overloaded {
+                max_inflight: self.max_inflight,
+            })
     }
 
     /// Units of ingest work in flight now.
@@ -78,13 +76,12 @@ impl Admission {
     }
 
     /// Charges each verified probe in `batch` for its observations, all or nothing;
-    /// RESOURCE_EXHAUSTED (with RetryInfo) when one of them is over its rate.
-    pub fn charge(&self, batch: &VerifiedBatch) -> Result<(), Status> {
+    /// refused when one of them is over its rate.
+    pub fn charge(&self, batch: &VerifiedBatch) -> Result<(), RateLimited> {
         let Some(rate) = &self.rate else {
             return Ok(());
         };
         rate.take(&batch.verified_probes(), Instant::now())
-            .map_err(|limited| limited.status())
     }
 }
 
@@ -104,8 +101,20 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Why a batch was refused by the rate limit.
-#[derive(Debug, Clone, PartialEq)]
+/// Why a call was shed: `max_inflight` submissions were already in flight (UNAVAILABLE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the ledger is overloaded: {max_inflight} submissions are already in flight; nothing from this one was stored, retry with backoff")]
+pub struct Overloaded {
+    pub max_inflight: usize,
+}
+
+/// Why a batch was refused by the rate limit (RESOURCE_EXHAUSTED, with RetryInfo when it
+/// can fit later).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", match retry_after {
+    Some(delay) => format!("probe {probe_id} is over its rate limit of {rate} observations/s (burst {burst}): this call carries {requested} of its observations; nothing from it was stored, retry in {} ms", delay.as_millis().max(1)),
+    None => format!("this call carries {requested} observations of probe {probe_id}, more than its burst of {burst}; nothing from it was stored, split the batch"),
+})]
 pub struct RateLimited {
     pub probe_id: ProbeId,
     pub requested: usize,
@@ -113,31 +122,6 @@ pub struct RateLimited {
     pub burst: u32,
     /// When the request would fit; `None` when it never can (more than the burst at once).
     pub retry_after: Option<Duration>,
-}
-
-impl RateLimited {
-    pub fn status(&self) -> Status {
-        let RateLimited {
-            probe_id,
-            requested,
-            rate,
-            burst,
-            retry_after,
-        } = self;
-        match retry_after {
-            Some(delay) => Status::with_error_details(
-                Code::ResourceExhausted,
-                format!(
-                    "probe {probe_id} is over its rate limit of {rate} observations/s (burst {burst}): this call carries {requested} of its observations; nothing from it was stored, retry in {} ms",
-                    delay.as_millis().max(1)
-                ),
-                ErrorDetails::with_retry_info(Some(*delay)),
-            ),
-            None => Status::resource_exhausted(format!(
-                "this call carries {requested} observations of probe {probe_id}, more than its burst of {burst}; nothing from it was stored, split the batch"
-            )),
-        }
-    }
 }
 
 impl ProbeRateLimit {
@@ -248,9 +232,10 @@ where
                     response
                 })
             }
-            Err(status) => {
+            Err(overloaded) => {
                 tracing::warn!("ingest overloaded: a Submit call was shed");
                 self.metrics.record_refused_call(RefusedCall::Overloaded);
+                let status = super::status::overloaded(overloaded);
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }
@@ -260,6 +245,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
+    use tonic_types::StatusExt;
 
     fn probe(id: &str) -> ProbeId {
         ProbeId::parse(id).unwrap()
@@ -302,7 +289,7 @@ mod tests {
         let limit = ProbeRateLimit::new(1000.0, 10);
         let refused = limit.take(&[(probe("a"), 11)], Instant::now()).unwrap_err();
         assert_eq!(refused.retry_after, None);
-        let status = refused.status();
+        let status = super::super::status::rate_limited(&refused);
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(status.message().contains("split the batch"));
     }
@@ -312,7 +299,8 @@ mod tests {
         let limit = ProbeRateLimit::new(2.0, 4);
         let t0 = Instant::now();
         limit.take(&[(probe("a"), 4)], t0).unwrap();
-        let status = limit.take(&[(probe("a"), 3)], t0).unwrap_err().status();
+        let refused = limit.take(&[(probe("a"), 3)], t0).unwrap_err();
+        let status = super::super::status::rate_limited(&refused);
         assert_eq!(status.code(), Code::ResourceExhausted);
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(Duration::from_millis(1500)));

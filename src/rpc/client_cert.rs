@@ -14,26 +14,38 @@
 //! perfectly valid), and a probe dead-letters REJECTED observations for good, whereas a
 //! failed request stays spooled and is delivered once the certificate is fixed.
 
-use tonic::Status;
-
 use crate::entry;
 use crate::log::Envelope;
 
+/// Why a request's client certificate does not let it submit (`status::certificate_refusal`
+/// gives the code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateRefusal {
+    #[error("this ledger requires a client certificate for ingest (--client-ca): connect over TLS with the probe's certificate (probe config [tls] cert_file/key_file)")]
+    Missing,
+    #[error("the client certificate cannot be read: {0}")]
+    Unreadable(String),
+    #[error("the client certificate names no probe: it needs a DNS subject alternative name equal to the probe id")]
+    NamesNoProbe,
+    #[error("observation {position} of this request is by probe {probe_id}, but the client certificate is for {}; nothing in the request was stored", names.join(", "))]
+    OtherProbe {
+        position: usize,
+        probe_id: String,
+        names: Vec<String>,
+    },
+}
+
 /// The names the client certificate of `request`'s connection vouches for.
-pub(super) fn certified_names<T>(request: &tonic::Request<T>) -> Result<Vec<String>, Status> {
+pub(super) fn certified_names<T>(
+    request: &tonic::Request<T>,
+) -> Result<Vec<String>, CertificateRefusal> {
     let certificates = request.peer_certs().unwrap_or_default();
     let Some(leaf) = certificates.first() else {
-        return Err(Status::unauthenticated(
-            "this ledger requires a client certificate for ingest (--client-ca): connect over TLS with the probe's certificate (probe config [tls] cert_file/key_file)",
-        ));
+        return Err(CertificateRefusal::Missing);
     };
-    let names = dns_names(leaf.as_ref()).map_err(|reason| {
-        Status::unauthenticated(format!("the client certificate cannot be read: {reason}"))
-    })?;
+    let names = dns_names(leaf.as_ref()).map_err(CertificateRefusal::Unreadable)?;
     if names.is_empty() {
-        return Err(Status::permission_denied(
-            "the client certificate names no probe: it needs a DNS subject alternative name equal to the probe id",
-        ));
+        return Err(CertificateRefusal::NamesNoProbe);
     }
     Ok(names)
 }
@@ -51,7 +63,10 @@ fn dns_names(der: &[u8]) -> Result<Vec<String>, String> {
 /// Refuses the request when an observation in it is by a probe the certificate does not
 /// name. Bodies that do not decode are left to the ledger, which rejects them as
 /// `INVALID` by the same decoder, so they are never stored either.
-pub(super) fn check_probe_ids(names: &[String], envelopes: &[Envelope]) -> Result<(), Status> {
+pub(super) fn check_probe_ids(
+    names: &[String],
+    envelopes: &[Envelope],
+) -> Result<(), CertificateRefusal> {
     for (position, envelope) in envelopes.iter().enumerate() {
         let Ok(observation) = entry::decode_observation(&envelope.body) else {
             continue;
@@ -60,11 +75,11 @@ pub(super) fn check_probe_ids(names: &[String], envelopes: &[Envelope]) -> Resul
             .iter()
             .any(|name| name == observation.probe_id.as_str())
         {
-            return Err(Status::permission_denied(format!(
-                "observation {position} of this request is by probe {}, but the client certificate is for {}; nothing in the request was stored",
-                observation.probe_id,
-                names.join(", ")
-            )));
+            return Err(CertificateRefusal::OtherProbe {
+                position,
+                probe_id: observation.probe_id.to_string(),
+                names: names.to_vec(),
+            });
         }
     }
     Ok(())
@@ -117,6 +132,7 @@ mod tests {
         let names = vec!["nbo-1".to_owned()];
         assert!(check_probe_ids(&names, &[envelope("nbo-1"), envelope("nbo-1")]).is_ok());
         let refused = check_probe_ids(&names, &[envelope("nbo-1"), envelope("msa-1")]).unwrap_err();
+        let refused = super::super::status::certificate_refusal(refused);
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
         assert!(
             refused.message().contains("observation 1"),
@@ -136,6 +152,8 @@ mod tests {
     #[test]
     fn a_request_without_a_certificate_is_unauthenticated() {
         let refused = certified_names(&tonic::Request::new(())).unwrap_err();
+        assert_eq!(refused, CertificateRefusal::Missing);
+        let refused = super::super::status::certificate_refusal(refused);
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 }

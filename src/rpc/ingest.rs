@@ -8,10 +8,11 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::admission::Admission;
-use super::{client_cert, convert, status};
+use super::admission::{Admission, Overloaded, RateLimited};
+use super::client_cert::{self, CertificateRefusal};
+use super::{convert, status};
 use crate::domain::Outcome;
-use crate::log::{Ledger, VerifiedBatch, WriteError, MAX_EVENTS_PER_COMMIT};
+use crate::log::{Ledger, WriteError, MAX_EVENTS_PER_COMMIT};
 use crate::metrics::RefusedCall;
 use crate::pb;
 use crate::pb::ingest_service_server::IngestService;
@@ -36,12 +37,14 @@ pub struct IngestApi {
 
 impl IngestApi {
     /// The probe names the request's client certificate vouches for, when they are required.
-    fn certified_names<T>(&self, request: &Request<T>) -> Result<Option<Arc<[String]>>, Refusal> {
+    fn certified_names<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<Option<Arc<[String]>>, IngestRefusal> {
         if !self.require_client_cert {
             return Ok(None);
         }
-        let names = client_cert::certified_names(request)
-            .map_err(|status| Refusal::new(RefusedCall::ClientCertificate, status))?;
+        let names = client_cert::certified_names(request)?;
         Ok(Some(names.into()))
     }
 
@@ -49,77 +52,75 @@ impl IngestApi {
     async fn submit_once(
         &self,
         request: Request<pb::SubmitRequest>,
-    ) -> Result<Vec<Outcome>, Refusal> {
+    ) -> Result<Vec<Outcome>, IngestRefusal> {
         let names = self.certified_names(&request)?;
         let observations = request.into_inner().observations;
         if observations.len() > MAX_SUBMIT_BATCH {
-            let status = status::invalid_argument(format!(
-                "a Submit request may carry at most {MAX_SUBMIT_BATCH} observations, got {}; split the batch",
-                observations.len()
-            ));
-            return Err(Refusal::new(RefusedCall::InvalidRequest, status));
+            return Err(IngestRefusal::TooManyObservations {
+                got: observations.len(),
+            });
         }
         let envelopes: Vec<_> = observations.into_iter().map(convert::envelope).collect();
         if let Some(names) = &names {
-            client_cert::check_probe_ids(names, &envelopes)
-                .map_err(|status| Refusal::new(RefusedCall::ClientCertificate, status))?;
+            client_cert::check_probe_ids(names, &envelopes)?;
         }
-        let batch = self
-            .ledger
-            .verify(envelopes)
-            .await
-            .map_err(Refusal::write)?;
-        charge(&self.admission, &batch)?;
-        self.ledger
-            .enqueue(batch)
-            .await
-            .map_err(Refusal::write)?
-            .outcomes()
-            .await
-            .map_err(Refusal::write)
+        let batch = self.ledger.verify(envelopes).await?;
+        self.admission.charge(&batch)?;
+        Ok(self.ledger.enqueue(batch).await?.outcomes().await?)
     }
 }
 
-/// Why a whole ingest call (a `Submit`, or a `SubmitStream`) was refused, and with what
-/// status. Counted in `/metrics` exactly once per call, where the call is answered.
-struct Refusal {
-    status: Status,
-    /// `None` for what is not the call's own refusal: a stream's chunks aborted after an
-    /// earlier chunk was refused.
-    reason: Option<RefusedCall>,
-}
-
-impl Refusal {
-    fn new(reason: RefusedCall, status: Status) -> Refusal {
-        Refusal {
-            status,
-            reason: Some(reason),
-        }
-    }
-
+/// Why a whole ingest call (a `Submit`, or a `SubmitStream`) was refused; its status is
+/// `status::ingest_refusal`'s. Counted in `/metrics` exactly once per call, where the call
+/// is answered.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestRefusal {
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    #[error(transparent)]
+    Certificate(#[from] CertificateRefusal),
+    #[error("a Submit request may carry at most {MAX_SUBMIT_BATCH} observations, got {got}; split the batch")]
+    TooManyObservations { got: usize },
     /// The ledger could not take the batch (writes stopped, shutting down, disk full).
-    fn write(error: WriteError) -> Refusal {
-        let reason = match error {
-            WriteError::Unavailable(_) => RefusedCall::Unavailable,
-            WriteError::DiskFull(_) => RefusedCall::DiskFull,
-        };
-        Refusal::new(reason, status::write_error(error))
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A stream's chunk after one that was refused: not the call's own refusal.
+    #[error("an earlier part of this stream was refused; nothing after it was stored")]
+    EarlierChunkRefused,
+    /// The stream's own transport or decoding failed (or the client went away): not a
+    /// refusal by the ledger.
+    #[error("{}", .0.message())]
+    Transport(Status),
+    /// The task that submitted a stream's chunk panicked.
+    #[error("submission task failed: {0}")]
+    TaskFailed(String),
+}
+
+impl IngestRefusal {
+    /// The `reason` it is counted under; `None` for what is not the ledger's refusal.
+    fn counted_as(&self) -> Option<RefusedCall> {
+        match self {
+            IngestRefusal::Overloaded(_) => Some(RefusedCall::Overloaded),
+            IngestRefusal::RateLimited(_) => Some(RefusedCall::RateLimited),
+            IngestRefusal::Certificate(_) => Some(RefusedCall::ClientCertificate),
+            IngestRefusal::TooManyObservations { .. } => Some(RefusedCall::InvalidRequest),
+            IngestRefusal::Write(WriteError::Unavailable(_)) => Some(RefusedCall::Unavailable),
+            IngestRefusal::Write(WriteError::DiskFull(_)) => Some(RefusedCall::DiskFull),
+            IngestRefusal::EarlierChunkRefused
+            | IngestRefusal::Transport(_)
+            | IngestRefusal::TaskFailed(_) => None,
+        }
     }
 
     /// Counts the refusal and gives the status to answer with.
     fn answer(self, ledger: &Ledger) -> Status {
-        if let Some(reason) = self.reason {
+        if let Some(reason) = self.counted_as() {
             ledger.metrics().record_refused_call(reason);
         }
-        self.status
+        status::ingest_refusal(self)
     }
-}
-
-/// Charges the batch's probes; a refusal is a rate-limited call.
-fn charge(admission: &Admission, batch: &VerifiedBatch) -> Result<(), Refusal> {
-    admission
-        .charge(batch)
-        .map_err(|status| Refusal::new(RefusedCall::RateLimited, status))
 }
 
 type AckStream =
@@ -184,20 +185,18 @@ impl IngestService for IngestApi {
                     }
                 }
                 if let Some(names) = &names {
-                    if let Err(status) = client_cert::check_probe_ids(names, &envelopes) {
+                    if let Err(refusal) = client_cert::check_probe_ids(names, &envelopes) {
                         // Nothing of this chunk reaches the ledger; the stream ends here.
-                        let refusal = Refusal::new(RefusedCall::ClientCertificate, status);
-                        let _ = pending.send(Err(refusal)).await;
+                        let _ = pending.send(Err(refusal.into())).await;
                         return;
                     }
                 }
                 if !envelopes.is_empty() {
                     let unit = match admission.try_enter() {
                         Ok(unit) => unit,
-                        Err(status) => {
+                        Err(overloaded) => {
                             tracing::warn!("ingest overloaded: a SubmitStream was ended");
-                            let refusal = Refusal::new(RefusedCall::Overloaded, status);
-                            let _ = pending.send(Err(refusal)).await;
+                            let _ = pending.send(Err(overloaded.into())).await;
                             return;
                         }
                     };
@@ -217,11 +216,7 @@ impl IngestService for IngestApi {
                 if let Some(status) = failure {
                     // The stream's own transport or decoding failed (or the client went
                     // away): not a refusal by the ledger, so not counted.
-                    let refusal = Refusal {
-                        status,
-                        reason: None,
-                    };
-                    let _ = pending.send(Err(refusal)).await;
+                    let _ = pending.send(Err(IngestRefusal::Transport(status))).await;
                     return;
                 }
             }
@@ -246,11 +241,8 @@ impl IngestService for IngestApi {
                         return;
                     }
                     Err(join_error) => {
-                        let _ = acks
-                            .send(Err(Status::internal(format!(
-                                "submission task failed: {join_error}"
-                            ))))
-                            .await;
+                        let refusal = IngestRefusal::TaskFailed(join_error.to_string());
+                        let _ = acks.send(Err(refusal.answer(&ledger))).await;
                         return;
                     }
                 };
@@ -278,24 +270,19 @@ async fn submit_in_turn(
     envelopes: Vec<crate::log::Envelope>,
     turn: (oneshot::Receiver<bool>, oneshot::Sender<bool>),
     _unit: OwnedSemaphorePermit,
-) -> Result<Vec<Outcome>, Refusal> {
+) -> Result<Vec<Outcome>, IngestRefusal> {
     let (previous, next) = turn;
     let verified = ledger.verify(envelopes).await;
     let go = previous.await.unwrap_or(false);
     let queued = async {
         if !go {
-            return Err(Refusal {
-                status: Status::aborted(
-                    "an earlier part of this stream was refused; nothing after it was stored",
-                ),
-                reason: None,
-            });
+            return Err(IngestRefusal::EarlierChunkRefused);
         }
-        let batch = verified.map_err(Refusal::write)?;
-        charge(&admission, &batch)?;
-        ledger.enqueue(batch).await.map_err(Refusal::write)
+        let batch = verified?;
+        admission.charge(&batch)?;
+        Ok(ledger.enqueue(batch).await?)
     }
     .await;
     let _ = next.send(queued.is_ok());
-    queued?.outcomes().await.map_err(Refusal::write)
+    Ok(queued?.outcomes().await?)
 }

@@ -9,7 +9,7 @@ mod ingest;
 mod log;
 mod query;
 mod read_auth;
-mod status;
+pub(crate) mod status;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -26,7 +26,8 @@ type StateStream =
 
 impl QueryApi {
     /// Runs `answer` on the published projection, or on the prefix `tree_size` when one is
-    /// asked for (0 = the published one).
+    /// asked for (0 = the published one). Callers decode and check the request first: an
+    /// earlier prefix may cost a replay of the log.
     async fn with_prefix<T: Send + 'static>(
         &self,
         tree_size: u64,
@@ -96,9 +97,9 @@ impl QueryService for QueryApi {
         request: Request<pb::GetAvailabilityRequest>,
     ) -> Result<Response<pb::GetAvailabilityResponse>, Status> {
         let request = request.into_inner();
+        let window = window_spec(request.window).map_err(status::query_error)?;
         let report = self
             .with_prefix(request.tree_size, move |published| {
-                let window = window_spec(request.window)?;
                 let report = query::availability(published, &request.service_id, &window)?;
                 Ok(convert::availability_report(
                     &request.service_id,
@@ -117,9 +118,9 @@ impl QueryService for QueryApi {
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let request = request.into_inner();
+        let window = window_spec(request.window).map_err(status::query_error)?;
         let response = self
             .with_prefix(request.tree_size, move |published| {
-                let window = window_spec(request.window)?;
                 let incidents = query::incidents(published, &request.service_id, &window)?;
                 Ok(pb::ListIncidentsResponse {
                     start: Some(crate::entry::millis_timestamp(incidents.start)),

@@ -76,7 +76,7 @@ where
                     .map(http::HeaderValue::as_bytes);
                 if let Err(denied) = token.check(authorization) {
                     tracing::debug!(path = %request.uri().path(), %denied, "read token refused");
-                    let response = tonic::Status::unauthenticated(denied.to_string()).into_http();
+                    let response = super::status::read_token_denied(denied).into_http();
                     return Either::Left(futures_util::future::ready(Ok(response)));
                 }
             }

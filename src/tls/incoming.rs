@@ -159,7 +159,7 @@ async fn handshake(
 async fn refuse_grpc(stream: LimitedIo<TcpStream>) {
     let service = hyper::service::service_fn(|_request| async {
         Ok::<_, Infallible>(
-            tonic::Status::unavailable(GRPC_REFUSAL).into_http::<tonic::body::Body>(),
+            crate::rpc::status::plaintext_refused(GRPC_REFUSAL).into_http::<tonic::body::Body>(),
         )
     });
     let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
