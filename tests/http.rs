@@ -29,7 +29,7 @@ fn timestamp_millis(timestamp: &Option<prost_types::Timestamp>) -> i64 {
 }
 
 fn rfc3339(millis: i64) -> String {
-    uptime_ledger::http::params::format_time(millis)
+    uptime_ledger::domain::format_millis(millis)
 }
 
 fn assert_json(response: &HttpResponse, status: u16) -> Value {

@@ -115,8 +115,8 @@ async fn audit_ledger(
     println!(
         "  services checked: {} (availability and incidents over [{}, {}) equal the server's answers at tree size {})",
         services.len(),
-        super::format_time(start),
-        super::format_time(end),
+        uptime_ledger::domain::format_millis(start),
+        uptime_ledger::domain::format_millis(end),
         checkpoint.tree_size
     );
     if let Some(path) = &args.since {

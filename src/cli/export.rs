@@ -138,7 +138,7 @@ impl<W: Write> Output<W> {
 }
 
 fn record(index: u64, leaf_hash: String, decoded: DecodedEntry) -> Record {
-    let time = super::format_time;
+    let time = uptime_ledger::domain::format_millis;
     let common = Record {
         index,
         received_at: time(decoded.received_at),

@@ -95,7 +95,7 @@ fn describe(index: u64, bytes: &[u8]) -> String {
         Ok(decoded) => decoded,
         Err(error) => return format!("{index:>8}  (undecodable: {error})"),
     };
-    let when = super::format_time(decoded.received_at);
+    let when = uptime_ledger::domain::format_millis(decoded.received_at);
     match decoded.payload {
         Payload::Genesis(genesis) => format!(
             "{index:>8}  {when}  genesis  origin={} admins={} max_lateness={:?} max_skew={:?}",
@@ -114,7 +114,7 @@ fn describe(index: u64, bytes: &[u8]) -> String {
             o.probe_id,
             o.service_id,
             o.seq,
-            super::format_time(o.observed_at),
+            uptime_ledger::domain::format_millis(o.observed_at),
             match o.status {
                 Status::Up => "UP",
                 Status::Down => "DOWN",
@@ -170,8 +170,8 @@ fn describe_command(command: &Command) -> String {
             reason,
         } => format!(
             "schedule-maintenance {maintenance_id} service={service_id} start={} end={} reason={reason:?}",
-            super::format_time(*start),
-            super::format_time(*end)
+            uptime_ledger::domain::format_millis(*start),
+            uptime_ledger::domain::format_millis(*end)
         ),
         Command::CancelMaintenance { maintenance_id } => {
             format!("cancel-maintenance {maintenance_id}")

@@ -229,8 +229,3 @@ fn now_millis() -> i64 {
 fn rpc_failure(status: &tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
-
-/// Formats Unix milliseconds as RFC 3339 UTC.
-fn format_time(millis: i64) -> String {
-    uptime_ledger::domain::format_millis(millis)
-}

@@ -161,8 +161,8 @@ async fn service_report(
         service_id,
         name: spec.name,
         agency: spec.agency,
-        start: super::format_time(start),
-        end: super::format_time(end),
+        start: uptime_ledger::domain::format_millis(start),
+        end: uptime_ledger::domain::format_millis(end),
         up_ms,
         down_ms,
         unknown_ms,
@@ -177,8 +177,8 @@ async fn service_report(
         incidents: incidents
             .into_iter()
             .map(|incident| IncidentReport {
-                start: super::format_time(incident.start),
-                end: super::format_time(incident.end),
+                start: uptime_ledger::domain::format_millis(incident.start),
+                end: uptime_ledger::domain::format_millis(incident.end),
                 open: incident.open,
                 probes: incident.probes,
             })

@@ -206,18 +206,14 @@ pub fn parse_millis(text: &str) -> Result<Millis, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-27T00:00:00Z: {e}"))
 }
 
-/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-27T00:00:00.000Z`);
-/// times before 1970 or after 9999 (which RFC 3339 printing does not cover) as a number.
+/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-27T00:00:00.000Z`),
+/// the one way every time is written (CLI, JSON API, pages, errors). Times beyond the years
+/// -9999..=9999, reachable only through saturated window ends, are written as those bounds.
 pub fn format_millis(millis: Millis) -> String {
-    /// 10000-01-01T00:00:00Z.
-    const END_OF_YEAR_9999: Millis = 253_402_300_800_000;
-    if (0..END_OF_YEAR_9999).contains(&millis) {
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(millis.unsigned_abs()),
-        )
-        .to_string()
-    } else {
-        format!("{millis} ms since 1970")
+    match jiff::Timestamp::from_millisecond(millis) {
+        Ok(time) => time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) if millis < 0 => "-9999-01-01T00:00:00.000Z".to_owned(),
+        Err(_) => "9999-12-31T23:59:59.999Z".to_owned(),
     }
 }
 
@@ -240,6 +236,8 @@ mod tests {
         assert_eq!(parse_millis("2026-11-27T00:00:00.123456Z"), Ok(t0 + 123));
         assert_eq!(parse_millis("1969-12-31T23:59:59Z"), Ok(-1000));
         assert_eq!(format_millis(t0 + 123), "2026-11-27T00:00:00.123Z");
+        assert_eq!(format_millis(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_millis(i64::MIN), "-9999-01-01T00:00:00.000Z");
         // No offset: refused, not guessed.
         let refused = parse_millis("2026-11-27T00:00:00").unwrap_err();
         assert!(refused.contains("not an RFC 3339 time"), "{refused}");

@@ -9,8 +9,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, HttpError};
-use super::params::{format_time, WindowParams};
+use super::params::WindowParams;
 use super::HttpState;
+use crate::domain::format_millis;
 use crate::domain::{ProbeId, Quorum, Status};
 use crate::projection::{
     self, Incident, Interval, Maintenance, ProbeSummary, State as ServiceState,
@@ -219,8 +220,8 @@ pub async fn incidents(
         .at_prefix(params.tree_size, move |published| {
             let found = query::incidents(published, &service_id, &window)?;
             Ok(IncidentsResponse {
-                start: format_time(found.start),
-                end: format_time(found.end),
+                start: format_millis(found.start),
+                end: format_millis(found.end),
                 incidents: found.value.iter().map(incident_json).collect(),
                 tree_size: published.tree_size,
                 checkpoint: published.checkpoint.clone(),
@@ -249,8 +250,8 @@ pub async fn timeline(
     let published = state.projections.read();
     let found = query::timeline(&published, &service_id, &window)?;
     Ok(Json(TimelineResponse {
-        start: format_time(found.start),
-        end: format_time(found.end),
+        start: format_millis(found.start),
+        end: format_millis(found.end),
         intervals: found.value.iter().map(interval_json).collect(),
         tree_size: published.tree_size,
         checkpoint: published.checkpoint.clone(),
@@ -312,7 +313,7 @@ fn service_json(status: &ServiceStatus) -> ServiceJson {
         quorum: QuorumJson { kind, at_least },
         staleness_ms: spec.staleness_ms,
         state: state_name(status.state),
-        state_since: status.since.map(format_time),
+        state_since: status.since.map(format_millis),
     }
 }
 
@@ -325,7 +326,7 @@ fn probe_json(probe: ProbeSummary, registry: &crate::log::Registry) -> ProbeJson
             Status::Up => "up",
             Status::Down => "down",
         },
-        last_observed_at: format_time(probe.last_observed_at),
+        last_observed_at: format_millis(probe.last_observed_at),
         location: record
             .as_ref()
             .map(|r| r.location.clone())
@@ -338,8 +339,8 @@ fn probe_json(probe: ProbeSummary, registry: &crate::log::Registry) -> ProbeJson
 fn maintenance_json(window: &Maintenance) -> MaintenanceJson {
     MaintenanceJson {
         maintenance_id: window.maintenance_id.clone(),
-        start: format_time(window.start),
-        end: format_time(window.end),
+        start: format_millis(window.start),
+        end: format_millis(window.end),
         cancelled: window.cancelled,
     }
 }
@@ -351,8 +352,8 @@ fn availability_json(
 ) -> AvailabilityJson {
     AvailabilityJson {
         service_id: service_id.to_owned(),
-        start: format_time(report.start),
-        end: format_time(report.end),
+        start: format_millis(report.start),
+        end: format_millis(report.end),
         up_ms: report.up_ms,
         down_ms: report.down_ms,
         unknown_ms: report.unknown_ms,
@@ -371,8 +372,8 @@ fn availability_json(
 
 fn incident_json(incident: &Incident) -> IncidentJson {
     IncidentJson {
-        start: format_time(incident.start),
-        end: format_time(incident.end),
+        start: format_millis(incident.start),
+        end: format_millis(incident.end),
         duration_ms: incident.end - incident.start,
         open: incident.open,
         probes: incident.probes.clone(),
@@ -381,8 +382,8 @@ fn incident_json(incident: &Incident) -> IncidentJson {
 
 fn interval_json(interval: &Interval) -> IntervalJson {
     IntervalJson {
-        start: format_time(interval.start),
-        end: format_time(interval.end),
+        start: format_millis(interval.start),
+        end: format_millis(interval.end),
         state: state_name(interval.state),
     }
 }

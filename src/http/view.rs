@@ -12,7 +12,8 @@ use crate::projector::Published;
 use crate::query::{self, ServiceStatus};
 use crate::window::WindowSpec;
 
-use super::params::{format_time, NAMED_WINDOWS};
+use super::params::NAMED_WINDOWS;
+use crate::domain::format_millis;
 
 const DAY_MS: i64 = 86_400_000;
 /// Days shown as bars, ending with the day of the prefix's as-of time.
@@ -546,8 +547,8 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
         detail,
         href: format!(
             "/services/{service_id}?start={}&end={}",
-            format_time(start),
-            format_time(end)
+            format_millis(start),
+            format_millis(end)
         ),
     }
 }
@@ -823,7 +824,7 @@ pub fn human_duration(ms: i64) -> String {
 }
 
 pub fn time_view(millis: i64) -> TimeView {
-    let iso = format_time(millis);
+    let iso = format_millis(millis);
     let text = jiff::Timestamp::from_millisecond(millis)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|_| iso.clone());
