@@ -1,0 +1,208 @@
+//! The server's answers held against the ones recomputed from the audited log, field by
+//! field, and a checkpoint saved earlier against the latest one.
+
+use super::{AuditError, LogPrefix};
+use crate::checkpoint::Checkpoint;
+use crate::domain::{format_millis, Millis};
+use crate::merkle::{self, Hash};
+use crate::projection::{AvailabilityReport, Incident};
+
+/// Compares a served availability report with the recomputed one, field by field; the
+/// error names the first field that differs and both values.
+pub fn compare_report(
+    service_id: &str,
+    served: &AvailabilityReport,
+    recomputed: &AvailabilityReport,
+) -> Result<(), AuditError> {
+    let time = |millis| format_millis(millis);
+    let optional = |value: Option<f64>| value.map_or("absent".to_owned(), |v| format!("{v:?}"));
+    let fields = [
+        ("window start", time(served.start), time(recomputed.start)),
+        ("window end", time(served.end), time(recomputed.end)),
+        (
+            "up_ms",
+            served.up_ms.to_string(),
+            recomputed.up_ms.to_string(),
+        ),
+        (
+            "down_ms",
+            served.down_ms.to_string(),
+            recomputed.down_ms.to_string(),
+        ),
+        (
+            "unknown_ms",
+            served.unknown_ms.to_string(),
+            recomputed.unknown_ms.to_string(),
+        ),
+        (
+            "maintenance_ms",
+            served.maintenance_ms.to_string(),
+            recomputed.maintenance_ms.to_string(),
+        ),
+        (
+            "availability",
+            optional(served.availability),
+            optional(recomputed.availability),
+        ),
+        (
+            "coverage",
+            optional(served.coverage),
+            optional(recomputed.coverage),
+        ),
+        (
+            "slo_target",
+            format!("{:?}", served.slo_target),
+            format!("{:?}", recomputed.slo_target),
+        ),
+        (
+            "slo_met",
+            served.slo_met.to_string(),
+            recomputed.slo_met.to_string(),
+        ),
+        (
+            "error_budget_ms",
+            format!("{:?}", served.error_budget_ms),
+            format!("{:?}", recomputed.error_budget_ms),
+        ),
+        (
+            "error_budget_remaining_ms",
+            format!("{:?}", served.error_budget_remaining_ms),
+            format!("{:?}", recomputed.error_budget_remaining_ms),
+        ),
+        (
+            "incident_count",
+            served.incident_count.to_string(),
+            recomputed.incident_count.to_string(),
+        ),
+    ];
+    first_difference(service_id, "availability report's", fields)
+}
+
+/// Compares a served incident list (and the window it resolved) with the recomputed one.
+pub fn compare_incidents(
+    service_id: &str,
+    served_window: (Millis, Millis),
+    served: &[Incident],
+    recomputed_window: (Millis, Millis),
+    recomputed: &[Incident],
+) -> Result<(), AuditError> {
+    let time = |millis| format_millis(millis);
+    first_difference(
+        service_id,
+        "incident list's",
+        [
+            (
+                "window start",
+                time(served_window.0),
+                time(recomputed_window.0),
+            ),
+            (
+                "window end",
+                time(served_window.1),
+                time(recomputed_window.1),
+            ),
+            (
+                "number of incidents",
+                served.len().to_string(),
+                recomputed.len().to_string(),
+            ),
+        ],
+    )?;
+    for (n, (served, recomputed)) in served.iter().zip(recomputed).enumerate() {
+        let describe = |incident: &Incident| {
+            format!(
+                "[{}, {}) open={} probes=[{}]",
+                time(incident.start),
+                time(incident.end),
+                incident.open,
+                incident.probes.join(",")
+            )
+        };
+        if served != recomputed {
+            return Err(mismatch(
+                service_id,
+                format!("incident {n}"),
+                describe(served),
+                describe(recomputed),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an answer names the prefix that was audited.
+pub fn compare_prefix(
+    service_id: &str,
+    answer: &str,
+    served: &LogPrefix,
+    audited: &LogPrefix,
+) -> Result<(), AuditError> {
+    first_difference(
+        service_id,
+        answer,
+        [
+            (
+                "tree_size",
+                served.tree_size.to_string(),
+                audited.tree_size.to_string(),
+            ),
+            (
+                "checkpoint",
+                format!("{:?}", served.checkpoint),
+                format!("{:?}", audited.checkpoint),
+            ),
+        ],
+    )
+}
+
+fn first_difference<const N: usize>(
+    service_id: &str,
+    answer: &str,
+    fields: [(&str, String, String); N],
+) -> Result<(), AuditError> {
+    match fields.into_iter().find(|(_, served, ours)| served != ours) {
+        Some((field, served, recomputed)) => Err(mismatch(
+            service_id,
+            format!("{answer} {field}"),
+            served,
+            recomputed,
+        )),
+        None => Ok(()),
+    }
+}
+
+fn mismatch(service_id: &str, field: String, served: String, recomputed: String) -> AuditError {
+    AuditError::ReportMismatch {
+        service_id: service_id.to_owned(),
+        field,
+        served,
+        recomputed,
+    }
+}
+
+/// Checks that `latest` extends `saved` (both already verified against the pinned key),
+/// given the RFC 9162 consistency proof between them (empty for equal sizes).
+pub fn check_consistency(
+    saved: &Checkpoint,
+    latest: &Checkpoint,
+    proof: &[Hash],
+) -> Result<(), AuditError> {
+    if saved.tree_size > latest.tree_size {
+        return Err(AuditError::RolledBack {
+            saved: saved.tree_size,
+            latest: latest.tree_size,
+        });
+    }
+    merkle::verify_consistency(
+        saved.tree_size,
+        latest.tree_size,
+        &saved.root_hash,
+        &latest.root_hash,
+        proof,
+    )
+    .map_err(|e| AuditError::Inconsistent {
+        saved: saved.tree_size,
+        latest: latest.tree_size,
+        detail: e.to_string(),
+    })
+}
