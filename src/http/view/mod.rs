@@ -4,16 +4,26 @@
 //! `now` (used only for current states and ages, as in `GetService`); the templates in
 //! `templates/` only lay these values out. Every figure comes from [`crate::query`], so the
 //! pages show the numbers the JSON API and gRPC give. Times are shown in UTC.
+//!
+//! - [`model`]: the values the templates lay out;
+//! - [`format`]: how states, figures, durations, times and windows are written;
+//! - this module: the page builders.
 
-use crate::domain::{ProbeId, Quorum, Status};
+mod format;
+mod model;
+
+pub use format::{human_duration, percent, state_badge, target_text, time_view, window_label};
+pub use model::*;
+
+use format::{day_text, optional_percent, quorum_text, MONTH_NAMES};
+
+use super::params::NAMED_WINDOWS;
+use crate::domain::{format_millis, ProbeId, Status};
 use crate::log::Registry;
 use crate::projection::{Incident, Maintenance, Projection, State};
 use crate::projector::Published;
 use crate::query::{self, ServiceStatus};
 use crate::window::WindowSpec;
-
-use super::params::NAMED_WINDOWS;
-use crate::domain::format_millis;
 
 const DAY_MS: i64 = 86_400_000;
 /// Days shown as bars, ending with the day of the prefix's as-of time.
@@ -29,187 +39,6 @@ const TIMELINE_ROWS_SHOWN: usize = 100;
 const POOR_DAY: f64 = 0.95;
 /// Incidents a day's bar lists by time (the service page lists them all).
 const INCIDENTS_PER_DAY: usize = 3;
-
-/// The checkpointed prefix a page reflects, and how to verify it.
-#[derive(Debug, Clone)]
-pub struct PrefixView {
-    pub tree_size: u64,
-    /// The signed checkpoint note.
-    pub checkpoint: String,
-    pub verifier_key: String,
-    /// `received_at` of the prefix's last entry.
-    pub as_of: TimeView,
-}
-
-/// A time as shown, with its machine-readable form for `<time datetime>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeView {
-    pub iso: String,
-    pub text: String,
-}
-
-/// A state as shown: never by colour alone, always with a word (and a symbol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateBadge {
-    /// CSS class suffix: `up`, `down`, `unknown`, `maintenance`.
-    pub class: &'static str,
-    pub label: &'static str,
-    pub symbol: &'static str,
-}
-
-/// An availability figure over one window, compared with the SLO target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Figure {
-    pub window: &'static str,
-    pub text: String,
-    /// `met`, `missed` or `none`.
-    pub class: &'static str,
-    pub note: String,
-}
-
-/// One day's bar.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayBar {
-    /// `met`, `missed`, `poor`, `maintenance` or `none`.
-    pub class: &'static str,
-    /// The day (UTC), e.g. `27 Nov 2026`.
-    pub date: String,
-    /// The day's figures and incidents, for the title (hover) and the service page's list.
-    pub detail: String,
-    /// The service page over that day.
-    pub href: String,
-    /// Below target, or with an incident or maintenance: listed on the service page.
-    pub notable: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServiceCard {
-    pub service_id: String,
-    pub name: String,
-    pub agency: String,
-    pub state: StateBadge,
-    /// How long the state has held, e.g. `for 3 h 12 min`.
-    pub since: String,
-    pub slo_target: String,
-    /// 24 h, 30 d, 90 d.
-    pub figures: Vec<Figure>,
-    pub days: Vec<DayBar>,
-    /// The bars in words (the accessible name of the bar chart).
-    pub days_summary: String,
-    pub first_day: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct AgencyView {
-    pub name: String,
-    pub services: Vec<ServiceCard>,
-}
-
-#[derive(Debug, Clone)]
-pub struct IncidentRow {
-    pub service_id: String,
-    pub service_name: String,
-    pub start: TimeView,
-    pub end: TimeView,
-    pub duration: String,
-    /// DOWN until the data ends: still going on as far as the log knows.
-    pub open: bool,
-    pub probes: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MaintenanceRow {
-    pub service_id: String,
-    pub service_name: String,
-    pub maintenance_id: String,
-    pub start: TimeView,
-    pub end: TimeView,
-    pub duration: String,
-    /// `in progress`, `planned`, `ended` or `cancelled`.
-    pub status: &'static str,
-    /// The same as a CSS class suffix.
-    pub status_class: &'static str,
-}
-
-/// The public status page.
-#[derive(Debug, Clone)]
-pub struct StatusPage {
-    /// One line about every service, e.g. "All services are operational".
-    pub headline: String,
-    pub agencies: Vec<AgencyView>,
-    pub incidents: Vec<IncidentRow>,
-    pub maintenance: Vec<MaintenanceRow>,
-    pub now: TimeView,
-    pub prefix: PrefixView,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    pub label: String,
-    pub href: String,
-    pub current: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReportView {
-    pub availability: String,
-    pub coverage: String,
-    pub slo_target: String,
-    /// `met`, `missed` or `none`, and the same in words.
-    pub slo_class: &'static str,
-    pub slo_status: &'static str,
-    pub up: String,
-    pub down: String,
-    pub unknown: String,
-    pub maintenance: String,
-    pub error_budget: String,
-    pub error_budget_remaining: String,
-    pub incident_count: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub state: StateBadge,
-    pub start: TimeView,
-    pub end: TimeView,
-    pub duration: String,
-    /// Share of the window, in percent, for the bar's widths.
-    pub percent: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ProbeRow {
-    pub probe_id: String,
-    pub location: String,
-    pub last_status: &'static str,
-    pub last_observed_at: TimeView,
-    pub age: String,
-    pub revoked: bool,
-}
-
-/// One service's page over a chosen window.
-#[derive(Debug, Clone)]
-pub struct ServicePage {
-    pub card: ServiceCard,
-    /// Days of `card.days` listed under the bars (see [`DayBar::notable`]).
-    pub notable_days: usize,
-    pub quorum: String,
-    pub staleness: String,
-    pub window_label: String,
-    pub window_start: TimeView,
-    pub window_end: TimeView,
-    pub windows: Vec<Link>,
-    pub months: Vec<Link>,
-    pub report: ReportView,
-    pub timeline: Vec<Segment>,
-    /// The newest intervals, newest first.
-    pub timeline_rows: Vec<Segment>,
-    pub timeline_rows_hidden: usize,
-    pub incidents: Vec<IncidentRow>,
-    pub probes: Vec<ProbeRow>,
-    pub maintenance: Vec<MaintenanceRow>,
-    pub prefix: PrefixView,
-}
 
 /// The front page: every service by agency, recent incidents, planned maintenance.
 pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> StatusPage {
@@ -682,49 +511,6 @@ fn month_links(service_id: &str, anchor: i64, current: &WindowSpec) -> Vec<Link>
     links
 }
 
-const MONTH_NAMES: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-/// How a window is named on the page.
-pub fn window_label(window: &WindowSpec) -> String {
-    match window {
-        WindowSpec::Last24Hours => "Last 24 hours".into(),
-        WindowSpec::Last7Days => "Last 7 days".into(),
-        WindowSpec::Last30Days => "Last 30 days".into(),
-        WindowSpec::Last90Days => "Last 90 days".into(),
-        WindowSpec::Month {
-            year,
-            month,
-            time_zone,
-        } => {
-            let name = MONTH_NAMES
-                .get(usize::from(*month).wrapping_sub(1))
-                .copied()
-                .unwrap_or("Month");
-            if time_zone.is_empty() {
-                format!("{name} {year} (UTC)")
-            } else {
-                format!("{name} {year} ({time_zone})")
-            }
-        }
-        WindowSpec::Range { start, end } => {
-            format!("{} to {}", time_view(*start).text, time_view(*end).text)
-        }
-    }
-}
-
 /// Where the bars and month links end: the prefix's as-of time, or `now` for a prefix
 /// without entries.
 fn anchor(published: &Published, now: i64) -> i64 {
@@ -739,184 +525,5 @@ fn day_start(at: i64) -> i64 {
     at.div_euclid(DAY_MS) * DAY_MS
 }
 
-pub fn state_badge(state: State) -> StateBadge {
-    match state {
-        State::Up => StateBadge {
-            class: "up",
-            label: "Operational",
-            symbol: "✓",
-        },
-        State::Down => StateBadge {
-            class: "down",
-            label: "Down",
-            symbol: "✕",
-        },
-        State::Unknown => StateBadge {
-            class: "unknown",
-            label: "No fresh data",
-            symbol: "?",
-        },
-        State::Maintenance => StateBadge {
-            class: "maintenance",
-            label: "Maintenance",
-            symbol: "⚒",
-        },
-    }
-}
-
-fn quorum_text(quorum: Quorum) -> String {
-    match quorum {
-        Quorum::Any => "down when any probe sees it down".into(),
-        Quorum::Majority => "down when a majority of probes see it down".into(),
-        Quorum::All => "down when every probe sees it down".into(),
-        Quorum::AtLeast(k) => format!("down when at least {k} probes see it down"),
-    }
-}
-
-/// A ratio as a percentage, rounded down to 0.01 so that 99.999% never shows as 100%.
-pub fn percent(ratio: f64) -> String {
-    if ratio >= 1.0 {
-        return "100%".into();
-    }
-    format!("{:.2}%", ((ratio * 10_000.0) + 1e-9).floor() / 100.0)
-}
-
-fn optional_percent(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "—".into(), percent)
-}
-
-/// An SLO target as written by people: 0.999 → `99.9%`, 0.9995 → `99.95%`.
-pub fn target_text(target: f64) -> String {
-    let text = format!("{:.3}", target * 100.0);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
-}
-
-/// A duration in the two largest units that matter: `45 s`, `12 min 5 s`, `3 h 12 min`,
-/// `2 d 4 h`.
-pub fn human_duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    let seconds = ms / 1000;
-    let (days, hours, minutes, secs) = (
-        seconds / 86_400,
-        seconds / 3600 % 24,
-        seconds / 60 % 60,
-        seconds % 60,
-    );
-    let pair = |a: i64, a_unit: &str, b: i64, b_unit: &str| {
-        if b == 0 {
-            format!("{a} {a_unit}")
-        } else {
-            format!("{a} {a_unit} {b} {b_unit}")
-        }
-    };
-    if days > 0 {
-        pair(days, "d", hours, "h")
-    } else if hours > 0 {
-        pair(hours, "h", minutes, "min")
-    } else if minutes > 0 {
-        pair(minutes, "min", secs, "s")
-    } else if seconds > 0 {
-        format!("{seconds} s")
-    } else {
-        format!("{ms} ms")
-    }
-}
-
-pub fn time_view(millis: i64) -> TimeView {
-    let iso = format_millis(millis);
-    let text = jiff::Timestamp::from_millisecond(millis)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| iso.clone());
-    TimeView { iso, text }
-}
-
-fn day_text(millis: i64) -> String {
-    jiff::Timestamp::from_millisecond(millis)
-        .map(|t| t.strftime("%-d %b %Y").to_string())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
-        // 2026-11-28T00:00:00Z.
-        let day = 1_795_824_000_000;
-        let incident = |start: i64, end: i64, open: bool| Incident {
-            start,
-            end,
-            open,
-            probes: vec!["p1".into()],
-        };
-        let minute = 60_000;
-        let one = [incident(
-            day + 14 * 60 * minute + 2 * minute,
-            day + 14 * 60 * minute + 49 * minute,
-            false,
-        )];
-        assert_eq!(
-            incidents_text(&one, 1, day),
-            ", 1 incident: 14:02–14:49 UTC (47 min)"
-        );
-        // Across midnight on both sides; the last one still open.
-        let many = [
-            incident(day - 20 * minute, day + 20 * minute, false),
-            incident(day + 60 * minute, day + 61 * minute, false),
-            incident(day + 120 * minute, day + 121 * minute, false),
-            incident(day + DAY_MS - 10 * minute, day + DAY_MS + 5 * minute, true),
-        ];
-        assert_eq!(
-            incidents_text(&many, 4, day),
-            ", 4 incidents: 27 Nov 23:40–00:20 UTC (40 min), 01:00–01:01 UTC (1 min), \
-             02:00–02:01 UTC (1 min), and 1 more"
-        );
-        assert_eq!(
-            incidents_text(&many[3..], 1, day),
-            ", 1 incident: 23:50–29 Nov 00:05 UTC (15 min, ongoing)"
-        );
-    }
-
-    #[test]
-    fn percentages_round_down() {
-        assert_eq!(percent(1.0), "100%");
-        assert_eq!(percent(0.99999), "99.99%");
-        assert_eq!(percent(0.9995), "99.95%");
-        assert_eq!(percent(500.0 / 600.0), "83.33%");
-        assert_eq!(percent(0.0), "0.00%");
-    }
-
-    #[test]
-    fn targets_read_as_people_write_them() {
-        assert_eq!(target_text(0.999), "99.9%");
-        assert_eq!(target_text(0.9995), "99.95%");
-        assert_eq!(target_text(0.99), "99%");
-    }
-
-    #[test]
-    fn durations_use_the_two_largest_units() {
-        let table = [
-            (250, "250 ms"),
-            (45_000, "45 s"),
-            (60_000, "1 min"),
-            (725_000, "12 min 5 s"),
-            (11_520_000, "3 h 12 min"),
-            (187_200_000, "2 d 4 h"),
-            (-5, "0 ms"),
-        ];
-        for (ms, expected) in table {
-            assert_eq!(human_duration(ms), expected);
-        }
-    }
-
-    #[test]
-    fn days_are_utc_calendar_days() {
-        // 2026-11-27T13:45Z → the bar of 27 Nov starts at midnight UTC.
-        let at = 1_795_737_600_000 + 13 * 3_600_000 + 45 * 60_000;
-        assert_eq!(day_start(at), 1_795_737_600_000);
-        assert_eq!(day_text(day_start(at)), "27 Nov 2026");
-        assert_eq!(time_view(at).text, "2026-11-27 13:45 UTC");
-    }
-}
+mod tests;
