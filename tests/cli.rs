@@ -216,7 +216,7 @@ fn the_cli_drives_a_ledger_and_a_tampered_directory_refuses_to_start() {
     // An insider changes one byte of a stored entry (through sled, so sled's own checksums
     // still pass): the ledger must refuse to start and say why.
     {
-        // Entries are stored in chunks under the key prefix `c` (src/log/store.rs).
+        // Entries are stored in chunks under the key prefix `c` (src/log/sled_store.rs).
         let db = sled::open(data.join("log")).unwrap();
         let (key, mut chunk) = db
             .scan_prefix([b'c'])

@@ -190,8 +190,11 @@ pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchR
         let (ledger, projections) = (ledger.clone(), projections.clone());
         tokio::spawn(async move {
             // The backfill sends a year of three probes' checks as fast as it can.
-            let limits = crate::limits::Limits::without_probe_rate();
-            let _ = crate::rpc::serve_with(listener, ledger, projections, limits, async {
+            let config = crate::rpc::RpcConfig {
+                limits: crate::limits::Limits::without_probe_rate(),
+                ..crate::rpc::RpcConfig::default()
+            };
+            let _ = crate::rpc::serve(listener, ledger, projections, config, async {
                 let _ = stopped.await;
             })
             .await;

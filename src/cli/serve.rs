@@ -17,7 +17,7 @@ use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
 use uptime_ledger::read_token::{self, ReadToken};
-use uptime_ledger::rpc::RpcSecurity;
+use uptime_ledger::rpc::RpcConfig;
 use uptime_ledger::tls::ServerTls;
 
 #[derive(Debug, Args)]
@@ -268,12 +268,16 @@ impl Server {
                 result
             }
         });
-        let grpc_result = uptime_ledger::rpc::serve_secured(
+        let grpc_result = uptime_ledger::rpc::serve(
             grpc_listener,
             ledger.clone(),
             projections.clone(),
-            limits,
-            RpcSecurity { tls, read_token },
+            RpcConfig {
+                limits,
+                tls,
+                read_token,
+                admission: None,
+            },
             when_stopped(),
         )
         .await;

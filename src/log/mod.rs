@@ -1,7 +1,9 @@
 //! The log: an append-only, verifiable sequence of signed entries, and the one handle
 //! (`Ledger`) through which the rest of the program writes and reads it.
 //!
-//! - `store`: the narrow storage interface and its sled implementation;
+//! - `store`: the storage seam ([`LogStore`]) the writer and the readers go through;
+//! - `sled_store`: [`SledStore`], the store on sled (`packing`: its byte formats);
+//! - `witness`: the latest checkpoint's size and root, kept outside the store;
 //! - `registry`: admin keys, services, probes and maintenance ids, as the log made them;
 //! - `rules`: the observation rules that depend on the log, shared with `audit`;
 //! - `writer`: the single writer thread (judging, group commit, checkpoints);
@@ -14,6 +16,7 @@ mod recovery;
 pub mod registry;
 pub mod rules;
 mod shared;
+mod sled_store;
 pub mod store;
 mod verify_pool;
 mod witness;
@@ -38,7 +41,9 @@ use crate::metrics::LedgerMetrics;
 pub use recovery::OpenError;
 pub use registry::{CommandRefusal, Registry};
 pub use shared::PublishedCheckpoint;
-pub use store::{LogStore, SledStore, StoreError};
+pub(crate) use sled_store::open_sled;
+pub use sled_store::SledStore;
+pub use store::{LogStore, StoreError};
 pub use writer::{CommandOutcome, WriteError, MAX_EVENTS_PER_COMMIT};
 
 use writer::WriteOp;

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use super::registry::{CommandCheck, Registry};
 use super::shared::PublishedCheckpoint;
-use super::store::{AppendBatch, LogStore, SledStore, StoreError};
+use super::sled_store::SledStore;
+use super::store::{AppendBatch, LogStore, StoreError};
 use super::witness::{self, Witness, Witnessed};
 use super::{LedgerConfig, DEFAULT_ORIGIN};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteSigner};

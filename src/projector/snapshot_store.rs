@@ -34,7 +34,7 @@ impl SnapshotStore {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(16 * 1024 * 1024);
-        let db = crate::log::store::open_sled(path, config)
+        let db = crate::log::open_sled(path, config)
             .map_err(|e| format!("cannot open the projection store {}: {e}", path.display()))?;
         Ok(SnapshotStore { db })
     }

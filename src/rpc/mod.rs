@@ -36,72 +36,39 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// reset", CVE-2023-44487); past this the connection is closed with ENHANCE_YOUR_CALM.
 pub const MAX_PENDING_RESETS: usize = 20;
 
-/// Transport security of the gRPC server. The default is plaintext and open reads.
-#[derive(Clone, Debug, Default)]
-pub struct RpcSecurity {
+/// How the gRPC server runs: its limits, its transport security and, for tests, its
+/// admission control. The default is plaintext, open reads and the default [`Limits`].
+#[derive(Clone, Default)]
+pub struct RpcConfig {
+    /// What the server allows one client and all clients (connections, timeouts, headers,
+    /// rates).
+    pub limits: Limits,
     /// TLS on every connection; with a client CA, ingest needs a client certificate naming
     /// the probe (mutual TLS).
     pub tls: Option<ServerTls>,
     /// The bearer token the read methods require (see `read_auth`).
     pub read_token: Option<Arc<ReadToken>>,
+    /// The ingest admission control; `None` builds one from `limits`. Tests pass their own
+    /// and hold its units to saturate the server deterministically.
+    pub admission: Option<Arc<admission::Admission>>,
 }
 
-/// [`serve_with`] under the default [`Limits`].
+/// Serves every gRPC service on `listener` as `config` says until `shutdown` resolves,
+/// then stops accepting, reports NOT_SERVING and waits for in-flight RPCs to finish.
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     projections: Arc<Projections>,
+    config: RpcConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    serve_with(listener, ledger, projections, Limits::default(), shutdown).await
-}
-
-/// Serves every gRPC service on `listener` under `limits` until `shutdown` resolves, then
-/// stops accepting, reports NOT_SERVING and waits for in-flight RPCs to finish.
-pub async fn serve_with(
-    listener: TcpListener,
-    ledger: Arc<Ledger>,
-    projections: Arc<Projections>,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let security = RpcSecurity::default();
-    serve_secured(listener, ledger, projections, limits, security, shutdown).await
-}
-
-/// [`serve_with`] with TLS, mutual TLS for ingest and a read token as `security` says.
-pub async fn serve_secured(
-    listener: TcpListener,
-    ledger: Arc<Ledger>,
-    projections: Arc<Projections>,
-    limits: Limits,
-    security: RpcSecurity,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let admission = Arc::new(admission::Admission::new(&limits));
-    serve_admitted(
-        listener,
-        ledger,
-        projections,
+    let RpcConfig {
         limits,
+        tls,
+        read_token,
         admission,
-        security,
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve_with`], with the ingest admission control given (tests hold its units to
-/// saturate the server deterministically).
-pub async fn serve_admitted(
-    listener: TcpListener,
-    ledger: Arc<Ledger>,
-    projections: Arc<Projections>,
-    limits: Limits,
-    admission: Arc<admission::Admission>,
-    security: RpcSecurity,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+    } = config;
+    let admission = admission.unwrap_or_else(|| Arc::new(admission::Admission::new(&limits)));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::ingest_service_server::IngestServiceServer<ingest::IngestApi>>()
@@ -133,7 +100,7 @@ pub async fn serve_admitted(
     let ingest = pb::ingest_service_server::IngestServiceServer::new(ingest::IngestApi {
         ledger: ledger.clone(),
         admission: admission.clone(),
-        require_client_cert: security.tls.as_ref().is_some_and(ServerTls::client_ca),
+        require_client_cert: tls.as_ref().is_some_and(ServerTls::client_ca),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
     let admin = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
@@ -160,9 +127,7 @@ pub async fn serve_admitted(
 
     let router = Server::builder()
         .timeout(limits.grpc_request_timeout)
-        .layer(read_auth::ReadAuthLayer {
-            token: security.read_token.clone(),
-        })
+        .layer(read_auth::ReadAuthLayer { token: read_token })
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted,
         ))
@@ -186,7 +151,7 @@ pub async fn serve_admitted(
         .add_service(query);
     let connections =
         ConnectionLimit::new("gRPC", limits.grpc_max_connections, limits.idle_timeout);
-    match &security.tls {
+    match &tls {
         None => {
             router
                 .serve_with_incoming_shutdown(incoming(listener, connections), shutdown)

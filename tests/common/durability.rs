@@ -2,8 +2,8 @@
 //! directory, probes that record every acknowledgement, and the check a restarted ledger
 //! must pass — every acknowledged event at its index with its bytes, the served entries
 //! hashing to the signed checkpoint, every checkpoint seen before consistent with the new
-//! one, resends answered `DUPLICATE` with the original index, and projections equal to a
-//! replay of the log.
+//! one, resends answered `DUPLICATE` with the original index, and the served projections
+//! equal to a projection rebuilt here from the downloaded log.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,17 +19,19 @@ use tonic::transport::Channel;
 
 use super::process::{banner_field, Process, BINARY, SERVE_BANNER};
 use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
-use uptime_ledger::client;
+use uptime_ledger::client::{self, LedgerChannel};
 use uptime_ledger::clock::{Clock, SystemClock};
 use uptime_ledger::domain::{
     AdminCommand, Command as AdminOp, Observation, ProbeId, Quorum, ServiceId, ServiceSpec, Status,
 };
-use uptime_ledger::entry::{self, Payload};
+use uptime_ledger::entry::{self, DecodedEntry, Payload};
 use uptime_ledger::merkle;
 use uptime_ledger::pb;
 use uptime_ledger::pb::ingest_service_client::IngestServiceClient;
 use uptime_ledger::pb::log_service_client::LogServiceClient;
 use uptime_ledger::pb::query_service_client::QueryServiceClient;
+use uptime_ledger::projection::{AvailabilityReport, Incident, Interval, Projection, State};
+use uptime_ledger::projector::feed;
 
 pub const SERVICE: &str = "svc";
 
@@ -433,77 +435,224 @@ pub async fn check_restarted(
     size
 }
 
-/// The projection the restarted server resumed (snapshot + catch-up) answers exactly what a
-/// replay of the log from the start answers, at the same checkpoint.
+/// The projection the server publishes (resumed from its snapshot and caught up, or
+/// rebuilt) answers exactly what a projection rebuilt here, independently, from the log
+/// answers: the server's entries `[0, tree_size)` are downloaded over `GetEntries` and
+/// applied to a fresh `Projection` with the library's pure functions, and every service's
+/// availability, incidents and timeline over a window holding all the data are compared,
+/// at the tree size the served answers name.
 pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
     let mut query = QueryServiceClient::new(channel.clone());
-    let mut log = LogServiceClient::new(channel.clone());
-    let window = || {
-        Some(pb::Window {
-            window: Some(pb::window::Window::Named(pb::NamedWindow::Last24h as i32)),
-        })
-    };
+    let mut log = LogServiceClient::new(LedgerChannel::from(channel.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (latest, tree_size) = loop {
+    loop {
         let checkpoint = log
             .get_checkpoint(pb::GetCheckpointRequest { tree_size: 0 })
             .await
             .unwrap()
             .into_inner()
             .tree_size;
-        let latest = query
-            .get_availability(pb::GetAvailabilityRequest {
-                service_id: SERVICE.into(),
-                window: window(),
-                tree_size: 0,
-            })
+        let services = query
+            .list_services(pb::ListServicesRequest {})
             .await
             .unwrap()
             .into_inner();
-        let prefix_size = latest.report.as_ref().unwrap().tree_size;
-        if prefix_size >= checkpoint {
-            break (latest, prefix_size);
+        let tree_size = services.prefix.as_ref().unwrap().tree_size;
+        if tree_size >= checkpoint {
+            let downloaded = client::download_entries(&mut log, tree_size, || {})
+                .await
+                .unwrap_or_else(|e| panic!("{context}: GetEntries up to {tree_size}: {e}"));
+            let entries: Vec<DecodedEntry> = downloaded
+                .entries
+                .iter()
+                .map(|bytes| entry::decode_entry(bytes).unwrap())
+                .collect();
+            let replayed = replay(&entries);
+            let served_ids: Vec<String> = services
+                .services
+                .iter()
+                .map(|summary| summary.spec.as_ref().unwrap().service_id.clone())
+                .collect();
+            let replayed_ids: Vec<String> = replayed
+                .services()
+                .map(|spec| spec.service_id.clone())
+                .collect();
+            assert_eq!(
+                served_ids, replayed_ids,
+                "{context}: the served services differ from a replay of the log"
+            );
+            let window = window_covering(&entries, &replayed);
+            let mut answers = Vec::new();
+            for service_id in &replayed_ids {
+                answers.push(served_answers(&mut query, service_id, window).await);
+            }
+            // The projector may have published a newer prefix meanwhile: then start again.
+            let same_prefix = answers
+                .iter()
+                .all(|(prefixes, _)| prefixes.iter().all(|&prefix| prefix == tree_size));
+            if same_prefix {
+                for (service_id, (_, served)) in replayed_ids.iter().zip(answers) {
+                    let (start, end) = window;
+                    let expected = ServedAnswers {
+                        report: replayed.report(service_id, start, end).unwrap(),
+                        incidents: replayed.incidents(service_id, start, end).unwrap(),
+                        timeline: replayed.timeline(service_id, start, end).unwrap(),
+                    };
+                    assert_eq!(
+                        served, expected,
+                        "{context}: service {service_id}: the served projection differs \
+                         from a replay of the log's {tree_size} entries"
+                    );
+                }
+                return;
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "{context}: the projection did not reach the checkpoint at {checkpoint}"
+            "{context}: the projection did not settle at the checkpoint at {checkpoint} \
+             within 20 s (it names {tree_size})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the query service says about one service over one window, as plain values.
+#[derive(Debug, PartialEq)]
+struct ServedAnswers {
+    report: AvailabilityReport,
+    incidents: Vec<Incident>,
+    timeline: Vec<Interval>,
+}
+
+/// The availability, incidents and timeline of `service_id` over `[start, end)`, from the
+/// latest published prefix, with the tree size each of the three answers names.
+async fn served_answers(
+    query: &mut QueryServiceClient<Channel>,
+    service_id: &str,
+    (start, end): (i64, i64),
+) -> ([u64; 3], ServedAnswers) {
+    let window = || {
+        Some(pb::Window {
+            window: Some(pb::window::Window::Range(pb::TimeRange {
+                start: Some(entry::millis_timestamp(start)),
+                end: Some(entry::millis_timestamp(end)),
+            })),
+        })
     };
-    let replayed = query
+    let report = query
         .get_availability(pb::GetAvailabilityRequest {
-            service_id: SERVICE.into(),
+            service_id: service_id.into(),
             window: window(),
-            tree_size,
+            tree_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    let (report, report_tree_size, _) = client::availability_report_from_pb(&report).unwrap();
+    let incidents = query
+        .list_incidents(pb::ListIncidentsRequest {
+            service_id: service_id.into(),
+            window: window(),
+            tree_size: 0,
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        latest, replayed,
-        "{context}: the resumed projection differs from a replay of the log"
-    );
-    let incidents = |tree| pb::ListIncidentsRequest {
-        service_id: SERVICE.into(),
-        window: window(),
-        tree_size: tree,
-    };
-    let latest = query
-        .list_incidents(incidents(0))
+    let timeline = query
+        .get_timeline(pb::GetTimelineRequest {
+            service_id: service_id.into(),
+            window: window(),
+        })
         .await
         .unwrap()
         .into_inner();
-    if latest.prefix.as_ref().unwrap().tree_size == tree_size {
-        let replayed = query
-            .list_incidents(incidents(tree_size))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            latest, replayed,
-            "{context}: incidents differ from a replay"
-        );
+    let resolved = |response_start, response_end| {
+        (
+            entry::timestamp_millis(response_start, "start").unwrap(),
+            entry::timestamp_millis(response_end, "end").unwrap(),
+        )
+    };
+    assert_eq!(
+        resolved(incidents.start.as_ref(), incidents.end.as_ref()),
+        (start, end)
+    );
+    assert_eq!(
+        resolved(timeline.start.as_ref(), timeline.end.as_ref()),
+        (start, end)
+    );
+    let prefixes = [
+        report_tree_size,
+        incidents.prefix.unwrap().tree_size,
+        timeline.prefix.unwrap().tree_size,
+    ];
+    let answers = ServedAnswers {
+        report,
+        incidents: incidents
+            .incidents
+            .iter()
+            .map(|incident| client::incident_from_pb(incident).unwrap())
+            .collect(),
+        timeline: timeline
+            .intervals
+            .iter()
+            .map(|interval| Interval {
+                start: entry::timestamp_millis(interval.start.as_ref(), "start").unwrap(),
+                end: entry::timestamp_millis(interval.end.as_ref(), "end").unwrap(),
+                state: match pb::ServiceState::try_from(interval.state).unwrap() {
+                    pb::ServiceState::Up => State::Up,
+                    pb::ServiceState::Down => State::Down,
+                    pb::ServiceState::Unknown => State::Unknown,
+                    pb::ServiceState::Maintenance => State::Maintenance,
+                    pb::ServiceState::Unspecified => panic!("a timeline interval has no state"),
+                },
+            })
+            .collect(),
+    };
+    (prefixes, answers)
+}
+
+/// The projection of `entries` (a whole log prefix, genesis first), built as an auditor
+/// builds it: a fresh `Projection` fed every entry through `projector::feed`.
+fn replay(entries: &[DecodedEntry]) -> Projection {
+    let Some(Payload::Genesis(genesis)) = entries.first().map(|first| &first.payload) else {
+        panic!("the log does not start with its genesis");
+    };
+    let mut projection = Projection::new(feed::projection_config(genesis));
+    for entry in entries {
+        feed::apply_entry(&mut projection, entry);
     }
+    assert_eq!(
+        projection.applied_index(),
+        entries.len().checked_sub(1).map(|last| last as u64)
+    );
+    projection
+}
+
+/// A window holding every instant the log speaks of (entries' `received_at`, observations'
+/// `observed_at`, maintenance windows), with a day to spare on each side so that the last
+/// observations' staleness and the UNKNOWN around the data are inside it too.
+fn window_covering(entries: &[DecodedEntry], projection: &Projection) -> (i64, i64) {
+    const DAY_MS: i64 = 86_400_000;
+    let observed = entries.iter().filter_map(|entry| match &entry.payload {
+        Payload::Observation { observation, .. } => Some(observation.observed_at),
+        _ => None,
+    });
+    let maintenance = projection
+        .services()
+        .flat_map(|spec| projection.maintenance(&spec.service_id).unwrap())
+        .flat_map(|window| [window.start, window.end]);
+    let times: Vec<i64> = entries
+        .iter()
+        .map(|entry| entry.received_at)
+        .chain(observed)
+        .chain(maintenance)
+        .collect();
+    (
+        times.iter().min().unwrap() - DAY_MS,
+        times.iter().max().unwrap() + DAY_MS,
+    )
 }
 
 /// A copy of a stopped data directory.

@@ -32,7 +32,7 @@ use uptime_ledger::pb::log_service_client::LogServiceClient;
 use uptime_ledger::projector::{Projections, ProjectorConfig};
 use uptime_ledger::read_token::ReadToken;
 use uptime_ledger::rpc::admission::Admission;
-use uptime_ledger::rpc::RpcSecurity;
+use uptime_ledger::rpc::RpcConfig;
 use uptime_ledger::tls::{ClientTls, ServerTls};
 
 /// Says on the terminal that a test did not run, and why. Written to the process's stderr
@@ -490,19 +490,13 @@ async fn serve(
         limits.clone(),
         when_stopped(),
     );
-    let rpc_security = RpcSecurity {
+    let config = RpcConfig {
+        limits,
         tls: security.tls.clone(),
         read_token,
+        admission: Some(admission),
     };
-    let grpc = uptime_ledger::rpc::serve_admitted(
-        listener,
-        ledger,
-        projections,
-        limits,
-        admission,
-        rpc_security,
-        when_stopped(),
-    );
+    let grpc = uptime_ledger::rpc::serve(listener, ledger, projections, config, when_stopped());
     let server = tokio::spawn(async move {
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.unwrap();
