@@ -734,7 +734,8 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         0.5
     );
 
-    // A revoked probe stays listed, at 0.
+    // A revoked probe stays listed, at 0, once the published prefix includes the revocation
+    // (and not before: the gauges describe one prefix).
     ledger
         .apply(uptime_ledger::domain::Command::RevokeProbe {
             probe_id: uptime_ledger::domain::ProbeId::parse("p2").unwrap(),
@@ -742,6 +743,7 @@ async fn metrics_parse_as_prometheus_text_and_cover_what_operators_watch() {
         })
         .await
         .unwrap();
+    ledger.wait_for_projection().await;
     let metrics = ledger.metrics().await;
     assert_eq!(
         metrics.value("uptime_ledger_probe_registered", &[("probe_id", "p2")]),

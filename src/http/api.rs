@@ -12,7 +12,7 @@ use super::error::{ApiError, HttpError};
 use super::params::WindowParams;
 use super::HttpState;
 use crate::domain::format_millis;
-use crate::domain::{ProbeId, Quorum, Status};
+use crate::domain::{Quorum, Status};
 use crate::projection::{
     self, Incident, Interval, Maintenance, ProbeSummary, State as ServiceState,
 };
@@ -166,7 +166,6 @@ pub async fn service(
     Path(service_id): Path<String>,
 ) -> Result<Json<ServiceResponse>, ApiError> {
     let now = state.projections.now();
-    let registry = state.ledger.registry();
     let published = state.projections.read();
     let status = query::service(&published, &service_id, now)?;
     let projection = &published.projection;
@@ -174,7 +173,7 @@ pub async fn service(
         .probes_for(&service_id)
         .unwrap_or_default()
         .into_iter()
-        .map(|probe| probe_json(probe, &registry))
+        .map(probe_json)
         .collect();
     let maintenance = projection
         .maintenance(&service_id)
@@ -317,21 +316,15 @@ fn service_json(status: &ServiceStatus) -> ServiceJson {
     }
 }
 
-fn probe_json(probe: ProbeSummary, registry: &crate::log::Registry) -> ProbeJson {
-    let record = ProbeId::parse(&probe.probe_id)
-        .ok()
-        .and_then(|id| registry.probe(&id).cloned());
+fn probe_json(probe: ProbeSummary) -> ProbeJson {
     ProbeJson {
         last_status: match probe.last_status {
             Status::Up => "up",
             Status::Down => "down",
         },
         last_observed_at: format_millis(probe.last_observed_at),
-        location: record
-            .as_ref()
-            .map(|r| r.location.clone())
-            .unwrap_or_default(),
-        revoked: record.is_some_and(|r| r.revoked.is_some()),
+        location: probe.location,
+        revoked: probe.revoked,
         probe_id: probe.probe_id,
     }
 }

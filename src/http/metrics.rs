@@ -188,20 +188,19 @@ impl Collector for ScrapeGauges {
                 .encode_gauge(&(now.saturating_sub(*observed_at) as f64 / 1000.0))?;
         }
 
-        // Every probe the log registered, so that a probe that never reported shows up
+        // Every probe the prefix registered, so that a probe that never reported shows up
         // (`uptime_ledger_probe_registered == 1 unless on(probe_id)
         // uptime_ledger_probe_last_seen_age_seconds`).
-        let registry = self.ledger.registry();
         let mut registered = encoder.encode_descriptor(
             "probe_registered",
             "1 for each registered probe, 0 once it is revoked",
             None,
             MetricType::Gauge,
         )?;
-        for (probe_id, record) in registry.probes() {
+        for (probe_id, probe) in published.projection.registered_probes() {
             registered
-                .encode_family(&[("probe_id", probe_id.as_str())])?
-                .encode_gauge(&i64::from(record.revoked.is_none()))?;
+                .encode_family(&[("probe_id", probe_id)])?
+                .encode_gauge(&i64::from(probe.revoked_at.is_none()))?;
         }
         Ok(())
     }

@@ -57,17 +57,9 @@ pub async fn service(
     }
     let window = params.window_spec()?;
     let now = state.projections.now();
-    let registry = state.ledger.registry();
     let page = {
         let published = state.projections.read();
-        view::service_page(
-            &published,
-            &registry,
-            &state.verifier_key,
-            &service_id,
-            &window,
-            now,
-        )?
+        view::service_page(&published, &state.verifier_key, &service_id, &window, now)?
     };
     render(&ServiceTemplate { page: &page })
 }

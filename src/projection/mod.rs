@@ -63,6 +63,6 @@ mod reference_tests;
 pub use engine::{Projection, ProjectionConfig};
 pub use model::{
     AvailabilityReport, Incident, Interval, Maintenance, ProbeSummary, ProjectionInput, Quorum,
-    ServiceSpec, State, Status,
+    RegisteredProbe, ServiceSpec, State, Status,
 };
 pub use snapshot::DecodeError;

@@ -32,8 +32,9 @@ pub struct ServiceSpec {
 
 /// One log entry that matters to projections, in log-index order.
 ///
-/// Entries that do not affect projections (genesis, probe registration and
-/// revocation) are not inputs: a revoked probe's past observations stay.
+/// The genesis is not an input. Probe registration and revocation are, so that every
+/// answer's probe directory (location, who registered it, revoked or not) is the one of
+/// the prefix the answer names; a revoked probe's past observations stay.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProjectionInput {
     DefineService {
@@ -62,6 +63,19 @@ pub enum ProjectionInput {
         received_at: i64,
         maintenance_id: String,
     },
+    RegisterProbe {
+        index: u64,
+        received_at: i64,
+        probe_id: String,
+        location: String,
+        /// The admin key that signed the registration.
+        registered_by: String,
+    },
+    RevokeProbe {
+        index: u64,
+        received_at: i64,
+        probe_id: String,
+    },
 }
 
 impl ProjectionInput {
@@ -71,7 +85,9 @@ impl ProjectionInput {
             ProjectionInput::DefineService { index, .. }
             | ProjectionInput::Observation { index, .. }
             | ProjectionInput::ScheduleMaintenance { index, .. }
-            | ProjectionInput::CancelMaintenance { index, .. } => *index,
+            | ProjectionInput::CancelMaintenance { index, .. }
+            | ProjectionInput::RegisterProbe { index, .. }
+            | ProjectionInput::RevokeProbe { index, .. } => *index,
         }
     }
 
@@ -81,7 +97,9 @@ impl ProjectionInput {
             ProjectionInput::DefineService { received_at, .. }
             | ProjectionInput::Observation { received_at, .. }
             | ProjectionInput::ScheduleMaintenance { received_at, .. }
-            | ProjectionInput::CancelMaintenance { received_at, .. } => *received_at,
+            | ProjectionInput::CancelMaintenance { received_at, .. }
+            | ProjectionInput::RegisterProbe { received_at, .. }
+            | ProjectionInput::RevokeProbe { received_at, .. } => *received_at,
         }
     }
 }
@@ -142,10 +160,27 @@ pub struct Maintenance {
 }
 
 /// What the projection knows about one probe of one service: its latest
-/// observation in event time (the highest `observed_at`, ties to the higher log index).
+/// observation in event time (the highest `observed_at`, ties to the higher log index),
+/// and its registration as of the same prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSummary {
     pub probe_id: String,
     pub last_observed_at: i64,
     pub last_status: Status,
+    /// Where the probe runs, as registered; empty for a probe the prefix never registered.
+    pub location: String,
+    /// Revoked within the prefix.
+    pub revoked: bool,
+}
+
+/// A probe as the prefix registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredProbe {
+    pub location: String,
+    /// The `received_at` of its registration.
+    pub registered_at: i64,
+    /// The admin key that signed the registration.
+    pub registered_by: String,
+    /// The `received_at` of its revocation, if the prefix revoked it.
+    pub revoked_at: Option<i64>,
 }

@@ -29,6 +29,8 @@ struct NaiveLog {
     definitions: BTreeMap<String, Vec<(i64, ServiceSpec)>>,
     observations: Vec<NaiveObservation>,
     maintenance: Vec<NaiveMaintenance>,
+    /// Per probe, where it was registered and whether it is revoked.
+    registered: BTreeMap<String, (String, bool)>,
 }
 
 struct NaiveObservation {
@@ -55,6 +57,7 @@ impl NaiveLog {
             definitions: BTreeMap::new(),
             observations: Vec::new(),
             maintenance: Vec::new(),
+            registered: BTreeMap::new(),
         };
         let mut clock = i64::MIN;
         let mut last_index: Option<u64> = None;
@@ -114,6 +117,16 @@ impl NaiveLog {
                             scheduled_at: clock,
                             cancelled_at: None,
                         });
+                    }
+                }
+                ProjectionInput::RegisterProbe {
+                    probe_id, location, ..
+                } => {
+                    log.registered.insert(probe_id, (location, false));
+                }
+                ProjectionInput::RevokeProbe { probe_id, .. } => {
+                    if let Some((_, revoked)) = log.registered.get_mut(&probe_id) {
+                        *revoked = true;
                     }
                 }
                 ProjectionInput::CancelMaintenance { maintenance_id, .. } => {
@@ -348,10 +361,14 @@ impl NaiveLog {
                     .filter(|observation| observation.probe_id == probe_id)
                     .max_by_key(|observation| (observation.observed_at, observation.index))
                     .unwrap();
+                let (location, revoked) =
+                    self.registered.get(&probe_id).cloned().unwrap_or_default();
                 ProbeSummary {
                     last_observed_at: latest.observed_at,
                     last_status: latest.status,
                     probe_id,
+                    location,
+                    revoked,
                 }
             })
             .collect();
@@ -382,6 +399,13 @@ enum Step {
     Cancel {
         which: usize,
     },
+    Register {
+        probe: usize,
+        location: usize,
+    },
+    Revoke {
+        probe: usize,
+    },
 }
 
 fn step_strategy() -> impl Strategy<Value = Step> {
@@ -400,6 +424,8 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         1 => (0..3usize, -80i64..=80, 1i64..=120)
             .prop_map(|(service, start_offset_ms, length_ms)| Step::Schedule { service, start_offset_ms, length_ms }),
         1 => (0..8usize).prop_map(|which| Step::Cancel { which }),
+        1 => (0..4usize, 0..3usize).prop_map(|(probe, location)| Step::Register { probe, location }),
+        1 => (0..4usize).prop_map(|probe| Step::Revoke { probe }),
     ]
 }
 
@@ -452,6 +478,18 @@ fn history_strategy() -> impl Strategy<Value = Vec<ProjectionInput>> {
                     index,
                     received_at: clock,
                     maintenance_id: format!("m{}", which % (scheduled + 1)),
+                },
+                Step::Register { probe, location } => ProjectionInput::RegisterProbe {
+                    index,
+                    received_at: clock,
+                    probe_id: format!("p{probe}"),
+                    location: format!("city {location}"),
+                    registered_by: "admin".into(),
+                },
+                Step::Revoke { probe } => ProjectionInput::RevokeProbe {
+                    index,
+                    received_at: clock,
+                    probe_id: format!("p{probe}"),
                 },
             });
         }

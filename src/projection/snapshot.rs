@@ -8,12 +8,12 @@
 //! check is rejected and the caller rebuilds from the log, which is always
 //! possible because the log is the only source of truth.
 //!
-//! # Format, version 1 (all integers little-endian)
+//! # Format, version 2 (all integers little-endian)
 //!
 //! ```text
 //! magic "ULPJ" | version u32 | body | checksum u64 (FNV-1a 64 of everything before it)
 //! body     = max_lateness_ms i64 | applied_index opt<u64> | latest_received_at opt<i64>
-//!            | count u64 | service*
+//!            | count u64 | service* | count u64 | registered*
 //! service  = count u64 | (received_at i64 | spec)*          -- definitions, at least one
 //!            | count u64 | probe*  | count u64 | maintenance*
 //! spec     = service_id str | name str | agency str | slo_target f64 | quorum | staleness_ms i64
@@ -22,6 +22,8 @@
 //!            | count u64 | (start i64 | end i64 | status u8)* | count u64 | observation*
 //! observation = observed_at i64 | status u8 (0 up, 1 down)
 //! maintenance = maintenance_id str | effective_start i64 | effective_end i64 | cancelled u8
+//! registered  = probe_id str | location str | registered_at i64 | registered_by str
+//!               | revoked_at opt<i64>
 //! str = length u32 | UTF-8 bytes;  opt<T> = 0u8 | 1u8 T
 //! ```
 //!
@@ -33,11 +35,11 @@ use super::engine::{
     Definition, MaintenanceWindow, ProbeTrack, Projection, ProjectionConfig, RetainedObservation,
     ServiceTrack,
 };
-use super::model::{Quorum, ServiceSpec, Status};
+use super::model::{Quorum, RegisteredProbe, ServiceSpec, Status};
 use super::runs::Run;
 
 const MAGIC: &[u8; 4] = b"ULPJ";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = MAGIC.len() + 4;
 const CHECKSUM_LEN: usize = 8;
 
@@ -102,6 +104,14 @@ impl Projection {
                 writer.u8(u8::from(window.cancelled));
             }
         }
+        writer.count(self.registered_probes.len());
+        for (probe_id, probe) in &self.registered_probes {
+            writer.string(probe_id);
+            writer.string(&probe.location);
+            writer.i64(probe.registered_at);
+            writer.string(&probe.registered_by);
+            writer.optional(probe.revoked_at, Writer::i64);
+        }
         let checksum = fnv1a64(&writer.bytes);
         writer.u64(checksum);
         writer.bytes
@@ -141,14 +151,35 @@ impl Projection {
         for _ in 0..service_count {
             services.push(reader.service()?);
         }
+        let registered_count = reader.count(21)?;
+        let mut registered_probes = BTreeMap::new();
+        for _ in 0..registered_count {
+            let probe_id = reader.string()?;
+            let probe = RegisteredProbe {
+                location: reader.string()?,
+                registered_at: reader.i64()?,
+                registered_by: reader.string()?,
+                revoked_at: reader.optional(Reader::i64)?,
+            };
+            if registered_probes.insert(probe_id, probe).is_some() {
+                return Err(DecodeError::Malformed(
+                    "a probe is registered twice".to_string(),
+                ));
+            }
+        }
         if !reader.bytes.is_empty() {
             return Err(DecodeError::Malformed(
-                "bytes after the last service".to_string(),
+                "bytes after the registered probes".to_string(),
             ));
         }
-        let projection =
-            Projection::from_parts(config, applied_index, latest_received_at, services)
-                .map_err(DecodeError::Malformed)?;
+        let projection = Projection::from_parts(
+            config,
+            applied_index,
+            latest_received_at,
+            services,
+            registered_probes,
+        )
+        .map_err(DecodeError::Malformed)?;
         projection
             .check_consistency()
             .map_err(DecodeError::Inconsistent)?;
@@ -428,6 +459,13 @@ mod tests {
 
     fn sample_projection() -> Projection {
         let mut projection = Projection::new(ProjectionConfig::default());
+        projection.apply(ProjectionInput::RegisterProbe {
+            index: 0,
+            received_at: 0,
+            probe_id: "probe-a".to_string(),
+            location: "Nairobi".to_string(),
+            registered_by: "admin".to_string(),
+        });
         let spec = ServiceSpec {
             service_id: "passports".to_string(),
             name: "Passport applications".to_string(),
@@ -466,6 +504,11 @@ mod tests {
             start: 400_000,
             end: 500_000,
         });
+        projection.apply(ProjectionInput::RevokeProbe {
+            index: 101,
+            received_at: 390_000,
+            probe_id: "probe-a".to_string(),
+        });
         projection
     }
 
@@ -485,6 +528,12 @@ mod tests {
             decoded.incidents("passports", 0, 600_000),
             projection.incidents("passports", 0, 600_000)
         );
+        let probes = decoded.probes_for("passports").unwrap();
+        assert_eq!(probes, projection.probes_for("passports").unwrap());
+        assert_eq!(
+            (probes[0].location.as_str(), probes[0].revoked),
+            ("Nairobi", true)
+        );
         assert_eq!(
             Projection::decode(&Projection::new(ProjectionConfig::default()).encode())
                 .unwrap()
@@ -503,11 +552,11 @@ mod tests {
             DecodeError::ChecksumMismatch
         );
         let mut newer = snapshot.clone();
-        newer[MAGIC.len()] = 2;
+        newer[MAGIC.len()] = FORMAT_VERSION as u8 + 1;
         assert_eq!(
             Projection::decode(&newer).unwrap_err(),
             DecodeError::UnsupportedVersion {
-                found: 2,
+                found: FORMAT_VERSION + 1,
                 supported: FORMAT_VERSION
             }
         );

@@ -13,8 +13,8 @@ pub fn projection_config(genesis: &Genesis) -> ProjectionConfig {
     }
 }
 
-/// The projection input of an entry, or `None` for entries that do not affect
-/// projections (the genesis, probe registration and revocation).
+/// The projection input of an entry, or `None` for the genesis, which does not affect
+/// projections.
 pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
     let index = entry.index;
     let received_at = entry.received_at;
@@ -28,7 +28,9 @@ pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
             observed_at: observation.observed_at,
             status: observation.status,
         }),
-        Payload::Command { command, .. } => match &command.command {
+        Payload::Command {
+            command, signer, ..
+        } => match &command.command {
             Command::DefineService(spec) => Some(ProjectionInput::DefineService {
                 index,
                 received_at,
@@ -62,7 +64,20 @@ pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
                     maintenance_id: maintenance_id.to_string(),
                 })
             }
-            Command::RegisterProbe { .. } | Command::RevokeProbe { .. } => None,
+            Command::RegisterProbe {
+                probe_id, location, ..
+            } => Some(ProjectionInput::RegisterProbe {
+                index,
+                received_at,
+                probe_id: probe_id.to_string(),
+                location: location.clone(),
+                registered_by: signer.clone(),
+            }),
+            Command::RevokeProbe { probe_id, .. } => Some(ProjectionInput::RevokeProbe {
+                index,
+                received_at,
+                probe_id: probe_id.to_string(),
+            }),
         },
     }
 }

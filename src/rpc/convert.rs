@@ -115,24 +115,15 @@ pub fn service_summary(service: &crate::query::ServiceStatus) -> pb::ServiceSumm
     }
 }
 
-pub fn probe_report(
-    probe: crate::projection::ProbeSummary,
-    registry: &crate::log::Registry,
-) -> pb::ProbeReport {
-    let record = crate::domain::ProbeId::parse(&probe.probe_id)
-        .ok()
-        .and_then(|id| registry.probe(&id).cloned());
+pub fn probe_report(probe: crate::projection::ProbeSummary) -> pb::ProbeReport {
     pb::ProbeReport {
         last_status: match probe.last_status {
             crate::domain::Status::Up => pb::Status::Up,
             crate::domain::Status::Down => pb::Status::Down,
         } as i32,
         last_observed_at: Some(crate::entry::millis_timestamp(probe.last_observed_at)),
-        location: record
-            .as_ref()
-            .map(|r| r.location.clone())
-            .unwrap_or_default(),
-        revoked: record.is_some_and(|r| r.revoked.is_some()),
+        location: probe.location,
+        revoked: probe.revoked,
         probe_id: probe.probe_id,
     }
 }

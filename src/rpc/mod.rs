@@ -107,11 +107,8 @@ pub async fn serve(
         ledger: ledger.clone(),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
-    let query = pb::query_service_server::QueryServiceServer::new(query::QueryApi {
-        ledger: ledger.clone(),
-        projections,
-    })
-    .max_decoding_message_size(64 * 1024);
+    let query = pb::query_service_server::QueryServiceServer::new(query::QueryApi { projections })
+        .max_decoding_message_size(64 * 1024);
     let metrics = ledger.metrics().clone();
     let log = pb::log_service_server::LogServiceServer::new(log::LogApi { ledger })
         .max_decoding_message_size(64 * 1024);

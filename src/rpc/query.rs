@@ -9,15 +9,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, status};
-use crate::log::Ledger;
 use crate::pb;
 use crate::pb::query_service_server::QueryService;
 use crate::projector::{Projections, Published};
 use crate::query::{self, QueryError};
 use crate::window::WindowSpec;
 
+/// Every answer comes from the projector's published prefix (or an earlier one): nothing
+/// here reads the writer's live state.
 pub struct QueryApi {
-    pub ledger: Arc<Ledger>,
     pub projections: Arc<Projections>,
 }
 
@@ -75,7 +75,6 @@ impl QueryService for QueryApi {
     ) -> Result<Response<pb::GetServiceResponse>, Status> {
         let service_id = request.into_inner().service_id;
         let now = self.projections.now();
-        let registry = self.ledger.registry();
         let published = self.projections.read();
         let service = query::service(&published, &service_id, now).map_err(status::query_error)?;
         let probes = published
@@ -83,7 +82,7 @@ impl QueryService for QueryApi {
             .probes_for(&service_id)
             .unwrap_or_default()
             .into_iter()
-            .map(|probe| convert::probe_report(probe, &registry))
+            .map(convert::probe_report)
             .collect();
         Ok(Response::new(pb::GetServiceResponse {
             service: Some(convert::service_summary(&service)),

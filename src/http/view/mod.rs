@@ -1,6 +1,6 @@
 //! The status page and the service page as plain values, computed from one published prefix.
 //!
-//! Pure: the caller passes the prefix, the registry (probe locations), the verifier key and
+//! Pure: the caller passes the prefix, the verifier key and
 //! `now` (used only for current states and ages, as in `GetService`); the templates in
 //! `templates/` only lay these values out. Every figure comes from [`crate::query`], so the
 //! pages show the numbers the JSON API and gRPC give. Times are shown in UTC.
@@ -18,8 +18,7 @@ pub use model::*;
 use format::{day_text, optional_percent, quorum_text, MONTH_NAMES};
 
 use super::params::NAMED_WINDOWS;
-use crate::domain::{format_millis, ProbeId, Status};
-use crate::log::Registry;
+use crate::domain::{format_millis, Status};
 use crate::projection::{Incident, Maintenance, Projection, State};
 use crate::projector::Published;
 use crate::query::{self, ServiceStatus};
@@ -99,7 +98,6 @@ pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> Statu
 /// resolve.
 pub fn service_page(
     published: &Published,
-    registry: &Registry,
     verifier_key: &str,
     service_id: &str,
     window: &WindowSpec,
@@ -137,27 +135,19 @@ pub fn service_page(
         .probes_for(service_id)
         .unwrap_or_default()
         .into_iter()
-        .map(|probe| {
-            let record = ProbeId::parse(&probe.probe_id)
-                .ok()
-                .and_then(|id| registry.probe(&id).cloned());
-            ProbeRow {
-                last_status: match probe.last_status {
-                    Status::Up => "up",
-                    Status::Down => "down",
-                },
-                last_observed_at: time_view(probe.last_observed_at),
-                age: match now - probe.last_observed_at {
-                    age if age < 1000 => "just now".into(),
-                    age => format!("{} ago", human_duration(age)),
-                },
-                location: record
-                    .as_ref()
-                    .map(|r| r.location.clone())
-                    .unwrap_or_default(),
-                revoked: record.is_some_and(|r| r.revoked.is_some()),
-                probe_id: probe.probe_id,
-            }
+        .map(|probe| ProbeRow {
+            last_status: match probe.last_status {
+                Status::Up => "up",
+                Status::Down => "down",
+            },
+            last_observed_at: time_view(probe.last_observed_at),
+            age: match now - probe.last_observed_at {
+                age if age < 1000 => "just now".into(),
+                age => format!("{} ago", human_duration(age)),
+            },
+            location: probe.location,
+            revoked: probe.revoked,
+            probe_id: probe.probe_id,
         })
         .collect();
 

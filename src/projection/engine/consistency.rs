@@ -2,10 +2,13 @@
 //! scratch, and a projection assembled from its stored parts, as a decoded
 //! snapshot does before it is checked.
 
+use std::collections::BTreeMap;
+
 use super::tracks::{
     governed_runs, sweep_service_state, Definition, ProbeTrack, Rollup, ServiceTrack, END_OF_TIME,
 };
 use super::{MaintenancePosition, Projection, ProjectionConfig};
+use crate::projection::model::RegisteredProbe;
 use crate::projection::runs;
 
 impl Projection {
@@ -61,10 +64,12 @@ impl Projection {
         applied_index: Option<u64>,
         latest_received_at: Option<i64>,
         services: Vec<ServiceTrack>,
+        registered_probes: BTreeMap<String, RegisteredProbe>,
     ) -> Result<Projection, String> {
         let mut projection = Projection::new(config);
         projection.applied_index = applied_index;
         projection.latest_received_at = latest_received_at;
+        projection.registered_probes = registered_probes;
         for (position, service) in services.iter().enumerate() {
             let service_id = &service
                 .definitions

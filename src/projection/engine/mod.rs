@@ -50,7 +50,7 @@ use std::mem::size_of;
 
 use super::model::{
     AvailabilityReport, Incident, Interval, Maintenance, ProbeSummary, ProjectionInput,
-    ServiceSpec, State, Status,
+    RegisteredProbe, ServiceSpec, State, Status,
 };
 use super::runs::{self, Run};
 use super::semantics::{self, StateMeasures};
@@ -93,6 +93,8 @@ pub struct Projection {
     pub(super) services: Vec<ServiceTrack>,
     pub(super) service_positions: HashMap<String, usize>,
     pub(super) maintenance_positions: HashMap<String, MaintenancePosition>,
+    /// Every probe the prefix registered, by probe id.
+    pub(super) registered_probes: BTreeMap<String, RegisteredProbe>,
 }
 
 /// Where a maintenance window lives: `services[service].maintenance[window]`.
@@ -114,6 +116,7 @@ impl Projection {
             services: Vec::new(),
             service_positions: HashMap::new(),
             maintenance_positions: HashMap::new(),
+            registered_probes: BTreeMap::new(),
         }
     }
 
@@ -173,11 +176,32 @@ impl Projection {
             ProjectionInput::CancelMaintenance { maintenance_id, .. } => {
                 self.cancel_maintenance(received_at, &maintenance_id)
             }
+            ProjectionInput::RegisterProbe {
+                probe_id,
+                location,
+                registered_by,
+                ..
+            } => {
+                self.registered_probes.insert(
+                    probe_id,
+                    RegisteredProbe {
+                        location,
+                        registered_at: received_at,
+                        registered_by,
+                        revoked_at: None,
+                    },
+                );
+            }
+            ProjectionInput::RevokeProbe { probe_id, .. } => {
+                if let Some(probe) = self.registered_probes.get_mut(&probe_id) {
+                    probe.revoked_at.get_or_insert(received_at);
+                }
+            }
         }
     }
 
     /// Records that the log entry at `index` has no effect on projections
-    /// (genesis, probe registration or revocation), so that
+    /// (the genesis), so that
     /// [`Projection::applied_index`] names the whole prefix read.
     pub fn advance_applied_index(&mut self, index: u64) {
         if self.applied_index.is_none_or(|applied| index > applied) {
@@ -212,14 +236,24 @@ impl Projection {
                 .probes
                 .iter()
                 .filter_map(|(probe_id, probe)| {
+                    let registered = self.registered_probes.get(probe_id);
                     probe.latest.map(|latest| ProbeSummary {
                         probe_id: probe_id.clone(),
                         last_observed_at: latest.observed_at,
                         last_status: latest.status,
+                        location: registered.map(|r| r.location.clone()).unwrap_or_default(),
+                        revoked: registered.is_some_and(|r| r.revoked_at.is_some()),
                     })
                 })
                 .collect(),
         )
+    }
+
+    /// Every probe the prefix registered, by probe id (revoked ones included).
+    pub fn registered_probes(&self) -> impl Iterator<Item = (&str, &RegisteredProbe)> + '_ {
+        self.registered_probes
+            .iter()
+            .map(|(probe_id, probe)| (probe_id.as_str(), probe))
     }
 
     /// The service's maintenance windows in scheduling order, each as in force

@@ -393,6 +393,48 @@ fn late_observation_splits_a_run() {
 }
 
 #[test]
+fn the_probe_directory_is_the_one_of_the_prefix() {
+    let mut ledger = Ledger::new();
+    let index = ledger.index();
+    ledger.projection.apply(ProjectionInput::RegisterProbe {
+        index,
+        received_at: 0,
+        probe_id: "p1".into(),
+        location: "Mombasa".into(),
+        registered_by: "admin".into(),
+    });
+    ledger.define(0, "svc", Quorum::Any, 30 * SECOND, 0.99);
+    ledger.observe(SECOND, "p1", "svc", SECOND, Status::Up);
+    ledger.observe(SECOND, "p2", "svc", SECOND, Status::Up);
+    let before = ledger.projection.probes_for("svc").unwrap();
+    assert_eq!(
+        before
+            .iter()
+            .map(|p| (p.probe_id.as_str(), p.location.as_str(), p.revoked))
+            .collect::<Vec<_>>(),
+        [("p1", "Mombasa", false), ("p2", "", false)]
+    );
+    let index = ledger.index();
+    ledger.projection.apply(ProjectionInput::RevokeProbe {
+        index,
+        received_at: 2 * SECOND,
+        probe_id: "p1".into(),
+    });
+    assert!(ledger.projection.probes_for("svc").unwrap()[0].revoked);
+    let (probe_id, registered) = ledger.projection.registered_probes().next().unwrap();
+    assert_eq!(
+        (
+            probe_id,
+            registered.registered_by.as_str(),
+            registered.revoked_at
+        ),
+        ("p1", "admin", Some(2 * SECOND))
+    );
+    // The past observations of a revoked probe stay.
+    assert_eq!(ledger.timeline(SECOND, 2 * SECOND), [(1_000, 2_000, U)]);
+}
+
+#[test]
 fn same_observed_at_is_decided_by_the_higher_index() {
     for (first, second) in [(Status::Up, Status::Down), (Status::Down, Status::Up)] {
         let mut ledger = Ledger::new();
