@@ -547,6 +547,7 @@ async fn report_json_gives_what_the_log_holds() {
         serde_json::json!([{
             "start": "2026-11-26T23:55:00.000Z",
             "end": "2026-11-26T23:57:00.000Z",
+            "duration_ms": 120_000,
             "open": false,
             "probes": ["p1", "p2"],
         }])

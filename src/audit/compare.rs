@@ -7,75 +7,35 @@ use crate::domain::{format_millis, Millis};
 use crate::merkle::{self, Hash};
 use crate::projection::{AvailabilityReport, Incident};
 
-/// Compares a served availability report with the recomputed one, field by field; the
-/// error names the first field that differs and both values.
+/// Compares a served availability report with the recomputed one, field by field (the
+/// fields of its JSON form, in order); the error names the first field that differs and
+/// both values.
 pub fn compare_report(
     service_id: &str,
     served: &AvailabilityReport,
     recomputed: &AvailabilityReport,
 ) -> Result<(), AuditError> {
-    let time = |millis| format_millis(millis);
-    let optional = |value: Option<f64>| value.map_or("absent".to_owned(), |v| format!("{v:?}"));
-    let fields = [
-        ("window start", time(served.start), time(recomputed.start)),
-        ("window end", time(served.end), time(recomputed.end)),
-        (
-            "up_ms",
-            served.up_ms.to_string(),
-            recomputed.up_ms.to_string(),
-        ),
-        (
-            "down_ms",
-            served.down_ms.to_string(),
-            recomputed.down_ms.to_string(),
-        ),
-        (
-            "unknown_ms",
-            served.unknown_ms.to_string(),
-            recomputed.unknown_ms.to_string(),
-        ),
-        (
-            "maintenance_ms",
-            served.maintenance_ms.to_string(),
-            recomputed.maintenance_ms.to_string(),
-        ),
-        (
-            "availability",
-            optional(served.availability),
-            optional(recomputed.availability),
-        ),
-        (
-            "coverage",
-            optional(served.coverage),
-            optional(recomputed.coverage),
-        ),
-        (
-            "slo_target",
-            format!("{:?}", served.slo_target),
-            format!("{:?}", recomputed.slo_target),
-        ),
-        (
-            "slo_met",
-            served.slo_met.to_string(),
-            recomputed.slo_met.to_string(),
-        ),
-        (
-            "error_budget_ms",
-            format!("{:?}", served.error_budget_ms),
-            format!("{:?}", recomputed.error_budget_ms),
-        ),
-        (
-            "error_budget_remaining_ms",
-            format!("{:?}", served.error_budget_remaining_ms),
-            format!("{:?}", recomputed.error_budget_remaining_ms),
-        ),
-        (
-            "incident_count",
-            served.incident_count.to_string(),
-            recomputed.incident_count.to_string(),
-        ),
-    ];
-    first_difference(service_id, "availability report's", fields)
+    let fields = |report| match serde_json::to_value(report) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => unreachable!("an availability report serializes to a JSON object"),
+    };
+    let (served, recomputed) = (fields(served), fields(recomputed));
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::Null => "absent".to_owned(),
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    for ((field, served), recomputed) in served.iter().zip(recomputed.values()) {
+        if served != recomputed {
+            return Err(mismatch(
+                service_id,
+                format!("availability report's {field}"),
+                text(served),
+                text(recomputed),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Compares a served incident list (and the window it resolved) with the recomputed one.

@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use uptime_ledger::client;
+use uptime_ledger::domain::format_millis;
 use uptime_ledger::pb;
 use uptime_ledger::pb::query_service_client::QueryServiceClient;
 use uptime_ledger::projection::{AvailabilityReport, Incident};
@@ -37,37 +38,19 @@ struct ReportDocument {
     services: Vec<ServiceReport>,
 }
 
-/// One service's report; times are RFC 3339 UTC, durations milliseconds.
+/// One service's report, in the JSON API's shape: times are RFC 3339 UTC, durations
+/// milliseconds.
 #[derive(Debug, Serialize)]
 struct ServiceReport {
     service_id: String,
     name: String,
     agency: String,
-    start: String,
-    end: String,
-    up_ms: u64,
-    down_ms: u64,
-    unknown_ms: u64,
-    maintenance_ms: u64,
-    availability: Option<f64>,
-    coverage: Option<f64>,
-    slo_target: f64,
-    slo_met: bool,
-    error_budget_ms: f64,
-    error_budget_remaining_ms: f64,
-    incident_count: u64,
-    incidents: Vec<IncidentReport>,
+    #[serde(flatten)]
+    report: AvailabilityReport,
+    incidents: Vec<Incident>,
     /// The log prefix the report was computed from.
     tree_size: u64,
     checkpoint: String,
-}
-
-#[derive(Debug, Serialize)]
-struct IncidentReport {
-    start: String,
-    end: String,
-    open: bool,
-    probes: Vec<String>,
 }
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -142,47 +125,12 @@ async fn service_report(
         .iter()
         .map(client::incident_from_pb)
         .collect::<Result<Vec<Incident>, _>>()?;
-    let AvailabilityReport {
-        start,
-        end,
-        up_ms,
-        down_ms,
-        unknown_ms,
-        maintenance_ms,
-        availability,
-        coverage,
-        slo_target,
-        slo_met,
-        error_budget_ms,
-        error_budget_remaining_ms,
-        incident_count,
-    } = report;
     Ok(ServiceReport {
         service_id,
         name: spec.name,
         agency: spec.agency,
-        start: uptime_ledger::domain::format_millis(start),
-        end: uptime_ledger::domain::format_millis(end),
-        up_ms,
-        down_ms,
-        unknown_ms,
-        maintenance_ms,
-        availability,
-        coverage,
-        slo_target,
-        slo_met,
-        error_budget_ms,
-        error_budget_remaining_ms,
-        incident_count,
-        incidents: incidents
-            .into_iter()
-            .map(|incident| IncidentReport {
-                start: uptime_ledger::domain::format_millis(incident.start),
-                end: uptime_ledger::domain::format_millis(incident.end),
-                open: incident.open,
-                probes: incident.probes,
-            })
-            .collect(),
+        report,
+        incidents,
         tree_size,
         checkpoint,
     })
@@ -214,15 +162,15 @@ fn print_table(document: &ReportDocument) {
         .map(|s| {
             [
                 s.service_id.clone(),
-                s.availability.map_or("-".into(), percent),
-                percent(s.slo_target),
-                if s.slo_met { "yes" } else { "no" }.into(),
-                duration(s.up_ms as f64),
-                duration(s.down_ms as f64),
-                duration(s.unknown_ms as f64),
-                duration(s.maintenance_ms as f64),
-                duration(s.error_budget_remaining_ms),
-                s.incident_count.to_string(),
+                s.report.availability.map_or("-".into(), percent),
+                percent(s.report.slo_target),
+                if s.report.slo_met { "yes" } else { "no" }.into(),
+                duration(s.report.up_ms as f64),
+                duration(s.report.down_ms as f64),
+                duration(s.report.unknown_ms as f64),
+                duration(s.report.maintenance_ms as f64),
+                duration(s.report.error_budget_remaining_ms),
+                s.report.incident_count.to_string(),
             ]
         })
         .collect();
@@ -244,7 +192,7 @@ fn print_table(document: &ReportDocument) {
             .collect();
         println!("{}", cells.join("  "));
     }
-    let incidents: Vec<(&str, &IncidentReport)> = document
+    let incidents: Vec<(&str, &Incident)> = document
         .services
         .iter()
         .flat_map(|s| s.incidents.iter().map(|i| (s.service_id.as_str(), i)))
@@ -255,8 +203,8 @@ fn print_table(document: &ReportDocument) {
         for (service_id, incident) in incidents {
             println!(
                 "  {service_id:<width$}  {} .. {}{}  probes: {}",
-                incident.start,
-                incident.end,
+                format_millis(incident.start),
+                format_millis(incident.end),
                 if incident.open { " (open)" } else { "" },
                 incident.probes.join(", "),
                 width = widths[0]
@@ -273,7 +221,8 @@ fn print_table(document: &ReportDocument) {
     };
     println!(
         "window [{}, {}); computed from the log prefix of {prefix}",
-        first.start, first.end
+        format_millis(first.report.start),
+        format_millis(first.report.end)
     );
 }
 

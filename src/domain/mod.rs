@@ -217,6 +217,15 @@ pub fn format_millis(millis: Millis) -> String {
     }
 }
 
+/// Serializes Unix milliseconds as [`format_millis`] writes them, for answers that derive
+/// `Serialize` (`#[serde(serialize_with = "crate::domain::serialize_millis")]`).
+pub fn serialize_millis<S: serde::Serializer>(
+    millis: &Millis,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_millis(*millis))
+}
+
 /// Converts a duration to whole milliseconds, saturating (durations here are bounded by
 /// validation, so saturation never changes a real value).
 pub fn duration_millis(duration: Duration) -> i64 {

@@ -16,7 +16,6 @@ use crate::domain::{Quorum, Status};
 use crate::projection::{
     self, Incident, Interval, Maintenance, ProbeSummary, State as ServiceState,
 };
-use crate::projector::Published;
 use crate::query::{self, ServiceStatus};
 
 #[derive(Debug, Serialize)]
@@ -75,23 +74,13 @@ pub struct MaintenanceJson {
     pub cancelled: bool,
 }
 
-/// DESIGN.md's `AvailabilityReport`, field for field.
+/// DESIGN.md's `AvailabilityReport`: the service, the report's own fields, and the prefix
+/// it was computed from.
 #[derive(Debug, Serialize)]
 pub struct AvailabilityJson {
     pub service_id: String,
-    pub start: String,
-    pub end: String,
-    pub up_ms: u64,
-    pub down_ms: u64,
-    pub unknown_ms: u64,
-    pub maintenance_ms: u64,
-    pub availability: Option<f64>,
-    pub coverage: Option<f64>,
-    pub slo_target: f64,
-    pub slo_met: bool,
-    pub error_budget_ms: f64,
-    pub error_budget_remaining_ms: f64,
-    pub incident_count: u64,
+    #[serde(flatten)]
+    pub report: projection::AvailabilityReport,
     pub tree_size: u64,
     pub checkpoint: String,
 }
@@ -101,18 +90,9 @@ pub struct IncidentsResponse {
     pub service_id: String,
     pub start: String,
     pub end: String,
-    pub incidents: Vec<IncidentJson>,
+    pub incidents: Vec<Incident>,
     pub tree_size: u64,
     pub checkpoint: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct IncidentJson {
-    pub start: String,
-    pub end: String,
-    pub duration_ms: i64,
-    pub open: bool,
-    pub probes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,7 +181,12 @@ pub async fn availability(
     let report = state
         .at_prefix(params.tree_size, move |published| {
             let report = query::availability(published, &service_id, &window)?;
-            Ok(availability_json(&service_id, &report, published))
+            Ok(AvailabilityJson {
+                service_id,
+                report,
+                tree_size: published.tree_size,
+                checkpoint: published.checkpoint.clone(),
+            })
         })
         .await?;
     Ok(Json(report))
@@ -221,7 +206,7 @@ pub async fn incidents(
             Ok(IncidentsResponse {
                 start: format_millis(found.start),
                 end: format_millis(found.end),
-                incidents: found.value.iter().map(incident_json).collect(),
+                incidents: found.value,
                 tree_size: published.tree_size,
                 checkpoint: published.checkpoint.clone(),
                 service_id,
@@ -335,41 +320,6 @@ fn maintenance_json(window: &Maintenance) -> MaintenanceJson {
         start: format_millis(window.start),
         end: format_millis(window.end),
         cancelled: window.cancelled,
-    }
-}
-
-fn availability_json(
-    service_id: &str,
-    report: &projection::AvailabilityReport,
-    published: &Published,
-) -> AvailabilityJson {
-    AvailabilityJson {
-        service_id: service_id.to_owned(),
-        start: format_millis(report.start),
-        end: format_millis(report.end),
-        up_ms: report.up_ms,
-        down_ms: report.down_ms,
-        unknown_ms: report.unknown_ms,
-        maintenance_ms: report.maintenance_ms,
-        availability: report.availability,
-        coverage: report.coverage,
-        slo_target: report.slo_target,
-        slo_met: report.slo_met,
-        error_budget_ms: report.error_budget_ms,
-        error_budget_remaining_ms: report.error_budget_remaining_ms,
-        incident_count: report.incident_count,
-        tree_size: published.tree_size,
-        checkpoint: published.checkpoint.clone(),
-    }
-}
-
-fn incident_json(incident: &Incident) -> IncidentJson {
-    IncidentJson {
-        start: format_millis(incident.start),
-        end: format_millis(incident.end),
-        duration_ms: incident.end - incident.start,
-        open: incident.open,
-        probes: incident.probes.clone(),
     }
 }
 

@@ -104,12 +104,16 @@ impl ProjectionInput {
     }
 }
 
-/// A service's availability over `[start, end)` (DESIGN.md, "Availability report").
+/// A service's availability over `[start, end)` (DESIGN.md, "Availability report"): the
+/// one type of this answer, written to JSON by its `Serialize` (times in RFC 3339) and to
+/// protobuf at the RPC edge.
 ///
 /// `up_ms + down_ms + unknown_ms + maintenance_ms == end - start`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AvailabilityReport {
+    #[serde(serialize_with = "crate::domain::serialize_millis")]
     pub start: i64,
+    #[serde(serialize_with = "crate::domain::serialize_millis")]
     pub end: i64,
     pub up_ms: u64,
     pub down_ms: u64,
@@ -128,7 +132,8 @@ pub struct AvailabilityReport {
     pub incident_count: u64,
 }
 
-/// A maximal interval during which the service state was DOWN.
+/// A maximal interval during which the service state was DOWN. In JSON (its
+/// `Serialize`), times are RFC 3339 and `duration_ms` is `end - start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incident {
     pub start: i64,
@@ -139,6 +144,19 @@ pub struct Incident {
     pub open: bool,
     /// The probes whose own state was DOWN at some instant of the incident, sorted.
     pub probes: Vec<String>,
+}
+
+impl serde::Serialize for Incident {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut incident = serializer.serialize_struct("Incident", 5)?;
+        incident.serialize_field("start", &crate::domain::format_millis(self.start))?;
+        incident.serialize_field("end", &crate::domain::format_millis(self.end))?;
+        incident.serialize_field("duration_ms", &self.end.saturating_sub(self.start))?;
+        incident.serialize_field("open", &self.open)?;
+        incident.serialize_field("probes", &self.probes)?;
+        incident.end()
+    }
 }
 
 /// One piece of a service's timeline.
