@@ -162,7 +162,7 @@ fn services_to_check(audited: &AuditedPrefix, asked: &[String]) -> anyhow::Resul
         return Ok(audited
             .projection
             .services()
-            .map(|spec| spec.service_id.clone())
+            .map(|spec| spec.service_id.to_string())
             .collect());
     }
     for service_id in asked {

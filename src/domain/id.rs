@@ -58,6 +58,15 @@ macro_rules! id_type {
                 f.write_str(&self.0)
             }
         }
+
+        /// An id reads as the text it is, wherever a `&str` is taken.
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

@@ -74,6 +74,13 @@ pub struct ServiceSpec {
     pub staleness: Duration,
 }
 
+impl ServiceSpec {
+    /// The staleness in milliseconds, as the projection measures time.
+    pub fn staleness_ms(&self) -> i64 {
+        duration_millis(self.staleness)
+    }
+}
+
 /// One operator command, decoded and validated on its own (not yet against the ledger state).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminCommand {

@@ -290,12 +290,12 @@ fn service_json(status: &ServiceStatus) -> ServiceJson {
         Quorum::AtLeast(k) => ("at_least", Some(k)),
     };
     ServiceJson {
-        service_id: spec.service_id.clone(),
+        service_id: spec.service_id.to_string(),
         name: spec.name.clone(),
         agency: spec.agency.clone(),
         slo_target: spec.slo_target,
         quorum: QuorumJson { kind, at_least },
-        staleness_ms: spec.staleness_ms,
+        staleness_ms: spec.staleness_ms(),
         state: state_name(status.state),
         state_since: status.since.map(format_millis),
     }

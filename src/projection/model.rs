@@ -16,19 +16,7 @@ pub enum State {
     Maintenance,
 }
 
-pub use crate::domain::Quorum;
-
-/// A service's definition as the log carries it. The caller has already
-/// replaced a zero staleness with the 90 s default.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceSpec {
-    pub service_id: String,
-    pub name: String,
-    pub agency: String,
-    pub slo_target: f64,
-    pub quorum: Quorum,
-    pub staleness_ms: i64,
-}
+pub use crate::domain::{Quorum, ServiceSpec};
 
 /// One log entry that matters to projections, in log-index order.
 ///

@@ -18,6 +18,7 @@ use super::model::{
 };
 use super::semantics::{availability_report, StateMeasures};
 use super::{Projection, ProjectionConfig};
+use crate::domain::ServiceId;
 
 const MAX_LATENESS_MS: i64 = 60;
 const SERVICE_IDS: [&str; 3] = ["s0", "s1", "s2"];
@@ -69,11 +70,11 @@ impl NaiveLog {
             clock = clock.max(input.received_at());
             match input.clone() {
                 ProjectionInput::DefineService { spec, .. } => {
-                    if !log.definitions.contains_key(&spec.service_id) {
-                        log.service_order.push(spec.service_id.clone());
+                    if !log.definitions.contains_key(spec.service_id.as_str()) {
+                        log.service_order.push(spec.service_id.to_string());
                     }
                     log.definitions
-                        .entry(spec.service_id.clone())
+                        .entry(spec.service_id.to_string())
                         .or_default()
                         .push((clock, spec));
                 }
@@ -172,7 +173,7 @@ impl NaiveLog {
             .observations_of(service_id)
             .filter(|observation| observation.probe_id == probe_id && observation.observed_at <= t)
             .max_by_key(|observation| (observation.observed_at, observation.index))?;
-        let staleness = self.spec_at(service_id, latest.observed_at).staleness_ms;
+        let staleness = self.spec_at(service_id, latest.observed_at).staleness_ms();
         (i128::from(t) < i128::from(latest.observed_at) + i128::from(staleness))
             .then_some(latest.status)
     }
@@ -231,7 +232,7 @@ impl NaiveLog {
         for observation in self.observations_of(service_id) {
             let staleness = self
                 .spec_at(service_id, observation.observed_at)
-                .staleness_ms;
+                .staleness_ms();
             boundaries.insert(observation.observed_at);
             boundaries.insert(observation.observed_at.saturating_add(staleness.max(0)));
         }
@@ -512,10 +513,10 @@ fn define_input(
         spec: ServiceSpec {
             name: format!("service {service_id}"),
             agency: "agency".to_string(),
-            service_id,
+            service_id: ServiceId::parse_owned(service_id).unwrap(),
             slo_target,
             quorum,
-            staleness_ms,
+            staleness: std::time::Duration::from_millis(staleness_ms.unsigned_abs()),
         },
     }
 }

@@ -30,6 +30,7 @@
 //! Encoding is deterministic: equal projections encode to equal bytes.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use super::engine::{
     Definition, MaintenanceWindow, ProbeTrack, Projection, ProjectionConfig, RetainedObservation,
@@ -37,6 +38,7 @@ use super::engine::{
 };
 use super::model::{Quorum, RegisteredProbe, ServiceSpec, Status};
 use super::runs::Run;
+use crate::domain::ServiceId;
 
 const MAGIC: &[u8; 4] = b"ULPJ";
 const FORMAT_VERSION: u32 = 2;
@@ -267,7 +269,7 @@ impl Writer {
         };
         self.u8(tag);
         self.u32(at_least);
-        self.i64(spec.staleness_ms);
+        self.i64(spec.staleness_ms());
     }
 }
 
@@ -365,12 +367,15 @@ impl<'a> Reader<'a> {
         };
         let staleness_ms = self.i64()?;
         Ok(ServiceSpec {
-            service_id,
+            service_id: ServiceId::parse_owned(service_id)
+                .map_err(|e| DecodeError::Malformed(e.to_string()))?,
             name,
             agency,
             slo_target,
             quorum,
-            staleness_ms,
+            staleness: Duration::from_millis(u64::try_from(staleness_ms).map_err(|_| {
+                DecodeError::Malformed(format!("staleness {staleness_ms} ms is negative"))
+            })?),
         })
     }
 
@@ -467,12 +472,12 @@ mod tests {
             registered_by: "admin".to_string(),
         });
         let spec = ServiceSpec {
-            service_id: "passports".to_string(),
+            service_id: ServiceId::parse("passports").unwrap(),
             name: "Passport applications".to_string(),
             agency: "Home Office".to_string(),
             slo_target: 0.999,
             quorum: Quorum::AtLeast(2),
-            staleness_ms: 90_000,
+            staleness: Duration::from_secs(90),
         };
         projection.apply(ProjectionInput::DefineService {
             index: 1,

@@ -4,7 +4,7 @@
 
 use crate::domain::{duration_millis, Command, Genesis};
 use crate::entry::{DecodedEntry, Payload, ProjectionEntry};
-use crate::projection::{ProjectionConfig, ProjectionInput, ServiceSpec};
+use crate::projection::{ProjectionConfig, ProjectionInput};
 
 /// What the projection needs from the genesis.
 pub fn projection_config(genesis: &Genesis) -> ProjectionConfig {
@@ -34,14 +34,7 @@ pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
             Command::DefineService(spec) => Some(ProjectionInput::DefineService {
                 index,
                 received_at,
-                spec: ServiceSpec {
-                    service_id: spec.service_id.to_string(),
-                    name: spec.name.clone(),
-                    agency: spec.agency.clone(),
-                    slo_target: spec.slo_target,
-                    quorum: spec.quorum,
-                    staleness_ms: duration_millis(spec.staleness),
-                },
+                spec: spec.clone(),
             }),
             Command::ScheduleMaintenance {
                 maintenance_id,

@@ -178,7 +178,7 @@ impl Projections {
             .projection
             .services()
             .map(|spec| StateChange {
-                service_id: spec.service_id.clone(),
+                service_id: spec.service_id.to_string(),
                 state: published.projection.current_state(&spec.service_id, now),
                 previous: None,
                 at: now,
@@ -275,11 +275,11 @@ impl Projections {
         let mut current = self.current_states.lock().expect("states lock");
         for spec in published.projection.services() {
             let state = published.projection.current_state(&spec.service_id, now);
-            let previous = current.insert(spec.service_id.clone(), state);
+            let previous = current.insert(spec.service_id.to_string(), state);
             if previous != Some(state) {
                 // No receivers is fine: nobody is watching.
                 let _ = self.changes.send(StateChange {
-                    service_id: spec.service_id.clone(),
+                    service_id: spec.service_id.to_string(),
                     state,
                     previous,
                     at: now,

@@ -93,7 +93,7 @@ pub fn projection_spec_to_pb(spec: &crate::projection::ServiceSpec) -> pb::Servi
         Quorum::AtLeast(k) => (pb::QuorumKind::AtLeast, k),
     };
     pb::ServiceSpec {
-        service_id: spec.service_id.clone(),
+        service_id: spec.service_id.to_string(),
         name: spec.name.clone(),
         agency: spec.agency.clone(),
         slo_target: spec.slo_target,
@@ -102,7 +102,7 @@ pub fn projection_spec_to_pb(spec: &crate::projection::ServiceSpec) -> pb::Servi
             at_least,
         }),
         staleness: Some(crate::entry::duration_to_pb(
-            std::time::Duration::from_millis(spec.staleness_ms.max(0) as u64),
+            std::time::Duration::from_millis(spec.staleness_ms().max(0) as u64),
         )),
     }
 }

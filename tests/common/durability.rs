@@ -475,7 +475,7 @@ pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
                 .collect();
             let replayed_ids: Vec<String> = replayed
                 .services()
-                .map(|spec| spec.service_id.clone())
+                .map(|spec| spec.service_id.to_string())
                 .collect();
             assert_eq!(
                 served_ids, replayed_ids,

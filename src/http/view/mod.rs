@@ -169,7 +169,7 @@ pub fn service_page(
     let card = service_card(published, &status, now);
     Ok(ServicePage {
         quorum: quorum_text(status.spec.quorum),
-        staleness: human_duration(status.spec.staleness_ms),
+        staleness: human_duration(status.spec.staleness_ms()),
         window_label: window_label(window),
         window_start: time_view(timeline.start),
         window_end: time_view(timeline.end),
@@ -271,7 +271,7 @@ fn service_card(published: &Published, status: &ServiceStatus, now: i64) -> Serv
         .map(|day| day_bar(&published.projection, status, first_day + day * DAY_MS))
         .collect();
     ServiceCard {
-        service_id: spec.service_id.clone(),
+        service_id: spec.service_id.to_string(),
         name: spec.name.clone(),
         agency: spec.agency.clone(),
         state: state_badge(status.state),
@@ -429,7 +429,7 @@ fn days_summary(days: &[DayBar], target: f64) -> String {
 
 fn incident_row(status: &ServiceStatus, incident: &Incident) -> IncidentRow {
     IncidentRow {
-        service_id: status.spec.service_id.clone(),
+        service_id: status.spec.service_id.to_string(),
         service_name: status.spec.name.clone(),
         start: time_view(incident.start),
         end: time_view(incident.end),
@@ -454,7 +454,7 @@ fn maintenance_row(service: &ServiceStatus, window: &Maintenance, now: i64) -> M
         ("planned", "planned")
     };
     MaintenanceRow {
-        service_id: service.spec.service_id.clone(),
+        service_id: service.spec.service_id.to_string(),
         service_name: service.spec.name.clone(),
         maintenance_id: window.maintenance_id.clone(),
         start: time_view(window.start),

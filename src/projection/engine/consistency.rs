@@ -26,7 +26,7 @@ impl Projection {
                 .ok_or_else(|| format!("service {position} has no definition"))?
                 .spec
                 .service_id;
-            if self.service_positions.get(service_id) != Some(&position) {
+            if self.service_positions.get(service_id.as_str()) != Some(&position) {
                 return Err(format!(
                     "service {service_id} is not indexed at its position"
                 ));
@@ -79,7 +79,7 @@ impl Projection {
                 .service_id;
             if projection
                 .service_positions
-                .insert(service_id.clone(), position)
+                .insert(service_id.to_string(), position)
                 .is_some()
             {
                 return Err(format!("service {service_id} appears twice"));

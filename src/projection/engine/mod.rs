@@ -455,11 +455,11 @@ impl Projection {
     }
 
     fn define_service(&mut self, received_at: i64, spec: ServiceSpec) {
-        match self.service_positions.get(&spec.service_id) {
+        match self.service_positions.get(spec.service_id.as_str()) {
             Some(&position) => self.services[position].redefine(Definition { received_at, spec }),
             None => {
                 self.service_positions
-                    .insert(spec.service_id.clone(), self.services.len());
+                    .insert(spec.service_id.to_string(), self.services.len());
                 let definition = Definition { received_at, spec };
                 self.services.push(ServiceTrack::from_parts(
                     vec![definition],
@@ -488,7 +488,7 @@ impl Projection {
         let staleness_ms = service
             .definition_at(observation.observed_at)
             .spec
-            .staleness_ms;
+            .staleness_ms();
         let probe = service.probes.entry(probe_id).or_default();
         if let Some((from, to)) = probe.record(observation, staleness_ms, finality_horizon) {
             service.recompute_timeline(from, to);

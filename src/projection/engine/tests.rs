@@ -4,7 +4,9 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::domain::ServiceId;
 use crate::projection::model::Quorum;
+use std::time::Duration;
 
 const SECOND: i64 = 1_000;
 
@@ -40,12 +42,12 @@ impl Ledger {
         slo_target: f64,
     ) {
         let spec = ServiceSpec {
-            service_id: service_id.to_string(),
+            service_id: ServiceId::parse(service_id).unwrap(),
             name: format!("{service_id} service"),
             agency: "agency".to_string(),
             slo_target,
             quorum,
-            staleness_ms,
+            staleness: Duration::from_millis(staleness_ms.unsigned_abs()),
         };
         let index = self.index();
         self.projection.apply(ProjectionInput::DefineService {
@@ -702,12 +704,12 @@ fn any_input() -> impl Strategy<Value = ProjectionInput> {
             .prop_map(
                 |(index, received_at, service_id, quorum, staleness_ms, slo_target)| {
                     let spec = ServiceSpec {
-                        service_id,
+                        service_id: ServiceId::parse_owned(service_id).unwrap(),
                         name: String::new(),
                         agency: String::new(),
                         slo_target,
                         quorum,
-                        staleness_ms,
+                        staleness: Duration::from_millis(staleness_ms.unsigned_abs()),
                     };
                     ProjectionInput::DefineService {
                         index,

@@ -325,7 +325,7 @@ pub(super) fn governed_runs<'a>(
         let staleness_ms = definitions
             [definition_position_at(definitions, observation.observed_at)]
         .spec
-        .staleness_ms;
+        .staleness_ms();
         let next_observed_at = observations.peek().map(|next| next.observed_at);
         let (start, end) = semantics::observation_interval(
             observation.observed_at,
