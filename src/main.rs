@@ -6,8 +6,8 @@ mod cli;
 use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: the rebuild, audit and ingest paths allocate many
-/// small buffers on one thread and free them on another, where glibc spent a quarter of
-/// the CPU (BENCHMARKS.md). The library leaves the choice to whoever links it.
+/// small buffers on one thread and free them on another, which glibc's allocator handles
+/// poorly (docs/decisions.md). The library leaves the choice to whoever links it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,11 +2,9 @@
 //! entries ("entry chunks") and a probe's accepted (seq, index) pairs ("seq blocks").
 //!
 //! sled 0.34 splits a leaf at 16 items and writes every insert as its own page delta, so
-//! one key per entry or per accepted seq costs far more than the bytes stored: measured
-//! with 126-byte entries in commits of 2,048, one key per entry is 2.4× the raw bytes on
-//! disk at 66k entries/s, and adding one dedupe key per observation (256 probes) makes it
-//! 6.3× at 43k/s; chunks of 32 entries are 1.7× at ~700k/s (`examples/sledamp.rs`;
-//! ARCHITECTURE.md, "Storage layout").
+//! one key per entry or per accepted seq costs several times the bytes stored and most of
+//! the writer's time; `examples/sledamp.rs` measures it, ARCHITECTURE.md "Storage layout"
+//! lists the keys.
 //!
 //! Both encodings are plain LEB128 varints (prost's), so a value never needs a schema:
 //! - entry chunk: `(len, bytes)` for each entry, in index order; the chunk's key holds the

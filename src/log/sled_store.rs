@@ -32,8 +32,8 @@ use super::store::{AppendBatch, EntryIter, LogStore, StoreError};
 
 /// sled's page cache for the log. Reads of the log are entries for auditors and proofs,
 /// mostly sequential or recent; queries never touch it (they read the projections). sled's
-/// default (1 GiB, and sled undercounts what a cached node takes) made `serve`'s RSS reach
-/// ~2.4 GB on a year's log (BENCHMARKS.md).
+/// default (1 GiB, which sled undercounts per cached node) would let `serve`'s memory grow
+/// with the log.
 const LOG_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// The sled-backed store: one data directory, one sled tree.
@@ -324,7 +324,7 @@ impl LogStore for SledStore {
 /// sled 0.34.7 writes a snapshot of its page table to `snap.<lsn>.generating` and renames
 /// it once complete, but on open it takes the newest `snap.*` file, finished or not: after
 /// a crash in the middle of that write it reads a torn snapshot and refuses to open with a
-/// corruption error (sled issue #1527; found by the SIGKILL test). An unfinished snapshot
+/// corruption error (sled issue #1527). An unfinished snapshot
 /// holds nothing that the log and the last finished snapshot do not, so when sled reports
 /// corruption and such files exist, they are removed and the open is tried once more.
 /// Whatever sled then recovers is still checked against the signed checkpoint.
