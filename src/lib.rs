@@ -22,7 +22,7 @@
 //! - [`http`]: the status page, the JSON API, `/metrics`, health and readiness;
 //! - [`limits`]: what the servers allow one client and all clients (connections, headers,
 //!   timeouts, rates), shared by gRPC and HTTP;
-//! - [`metrics`]: Prometheus counters and scrape-time gauges;
+//! - [`metrics`]: the write path's Prometheus counters (`/metrics` is `http::metrics`);
 //! - [`probe`]: the probe agent: checks, signing, the spool, delivery;
 //! - [`client`]: helpers the CLI and tests use to talk to a ledger;
 //! - [`tls`]: TLS certificates and keys from PEM files (servers and clients);

@@ -283,7 +283,7 @@ impl Judge {
             Judgement::New { key } => key.clone(),
             // The log holds every accepted (probe, seq) once: a seq not above the last one
             // was never accepted.
-            Judgement::SeqNotAbove { last_seq } => {
+            Judgement::SeqNotAbove { last_seq, .. } => {
                 return Err(rejected(rules::stale_seq(observation, last_seq)))
             }
         };

@@ -614,6 +614,19 @@ fn reports_are_compared_field_by_field() {
         .unwrap_err()
         .to_string()
         .contains("availability is absent, but the log gives 0.8"));
+    // JSON writes NaN like an absent value; the comparison still sees it.
+    let nothing_measured = AvailabilityReport {
+        availability: None,
+        coverage: None,
+        ..report()
+    };
+    for lie in [f64::NAN, f64::INFINITY] {
+        let served = AvailabilityReport {
+            availability: Some(lie),
+            ..nothing_measured.clone()
+        };
+        assert!(compare_report("passport", &served, &nothing_measured).is_err());
+    }
 }
 
 #[test]

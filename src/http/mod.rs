@@ -4,7 +4,7 @@
 //! - [`view`]: the pages as plain values, computed from one published prefix (pure);
 //! - `pages`: the HTML handlers and their compiled templates (`templates/`);
 //! - [`api`]: the JSON handlers under `/api/v1/`;
-//! - [`params`]: window and prefix query parameters, and how times are written;
+//! - [`params`]: window and prefix query parameters;
 //! - [`metrics`]: `/metrics`, the write path's counters and the gauges read on each scrape;
 //! - `error`: every error → status code + JSON or HTML, in one place.
 //!

@@ -1,5 +1,6 @@
 //! Query parameters shared by the JSON API and the service page: which window, and which
-//! log prefix; plus the one way times are written (RFC 3339 UTC, milliseconds).
+//! log prefix. Times are read as RFC 3339 (`domain::parse_millis`) and written by
+//! `domain::format_millis`.
 
 use serde::Deserialize;
 

@@ -16,7 +16,16 @@ pub enum Judgement<'a> {
     /// Its `seq` is not above the probe's last accepted one (`last_seq`). Only the entry
     /// holding that (probe, seq), if any, tells a retry (`DUPLICATE`) from a second story
     /// (`EQUIVOCATION`) and a never-accepted seq (`STALE_SEQ`, see [`stale_seq`]).
-    SeqNotAbove { last_seq: u64 },
+    SeqNotAbove { key: &'a PublicKey, last_seq: u64 },
+}
+
+impl<'a> Judgement<'a> {
+    /// The probe's registered key, which its signature must verify against.
+    pub fn key(&self) -> &'a PublicKey {
+        match self {
+            Judgement::New { key } | Judgement::SeqNotAbove { key, .. } => key,
+        }
+    }
 }
 
 /// Rules 2, 4 and 5, in that order, for `observation` received at `received_at`, where
@@ -29,7 +38,7 @@ pub fn judge_observation<'a>(
 ) -> Result<Judgement<'a>, Rejection> {
     let key = registered_key(registry, observation)?;
     if let Some(last_seq) = last_seq.filter(|&last| observation.seq <= last) {
-        return Ok(Judgement::SeqNotAbove { last_seq });
+        return Ok(Judgement::SeqNotAbove { key, last_seq });
     }
     check_time(registry, observation, received_at)?;
     Ok(Judgement::New { key })

@@ -540,19 +540,22 @@ impl Writer {
             .copied();
         let judged =
             rules::judge_observation(self.registry(staged), last_seq, &observation, received_at);
-        match judged {
+        let judged = match judged {
             Err(rejection) => return Outcome::Rejected(rejection),
-            Ok(Judgement::New { key: registered }) if *registered != key => {
-                return reject(
-                    RejectReason::BadSignature,
-                    format!(
-                        "probe {}'s key changed while the observation was verified",
-                        observation.probe_id
-                    ),
-                )
-            }
-            Ok(Judgement::New { .. }) => {}
-            Ok(Judgement::SeqNotAbove { last_seq }) => {
+            Ok(judged) => judged,
+        };
+        if *judged.key() != key {
+            return reject(
+                RejectReason::BadSignature,
+                format!(
+                    "probe {}'s key changed while the observation was verified",
+                    observation.probe_id
+                ),
+            );
+        }
+        match judged {
+            Judgement::New { .. } => {}
+            Judgement::SeqNotAbove { last_seq, .. } => {
                 let earlier =
                     match self.earlier_body(staged, &observation.probe_id, observation.seq) {
                         Ok(found) => found,

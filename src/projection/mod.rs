@@ -32,8 +32,8 @@
 //!   an entry whose index is not above `applied_index` (already applied).
 //! - The spec in force before a service's first definition is that first
 //!   definition (its staleness, quorum and SLO target).
-//! - A non-positive staleness makes an observation never fresh; times
-//!   saturate at the ends of `i64` instead of overflowing.
+//! - A zero staleness makes an observation never fresh; times saturate at
+//!   the ends of `i64` instead of overflowing.
 //! - `AT_LEAST(0)` is DOWN whenever a probe is fresh (`D >= 0`), by the
 //!   formula; `AT_LEAST(k)` with k > K fresh probes is UP.
 //! - An incident is open when the service is UNKNOWN right after it ends

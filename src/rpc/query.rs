@@ -185,11 +185,7 @@ impl QueryService for QueryApi {
                         }
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            let _ = sender
-                                .send(Err(Status::resource_exhausted(format!(
-                                    "this WatchStates consumer fell {missed} changes behind and was disconnected; reconnect to get the current states"
-                                ))))
-                                .await;
+                            let _ = sender.send(Err(status::watch_lagged(missed))).await;
                             return;
                         }
                         Err(broadcast::error::RecvError::Closed) => return,

@@ -105,3 +105,10 @@ pub fn read_token_denied(denied: Denied) -> Status {
 pub fn plaintext_refused(message: &str) -> Status {
     Status::unavailable(message)
 }
+
+/// A `WatchStates` consumer too slow for the changes: it reconnects for the current states.
+pub fn watch_lagged(missed: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "this WatchStates consumer fell {missed} changes behind and was disconnected; reconnect to get the current states"
+    ))
+}

@@ -439,8 +439,8 @@ pub async fn check_restarted(
 /// rebuilt) answers exactly what a projection rebuilt here, independently, from the log
 /// answers: the server's entries `[0, tree_size)` are downloaded over `GetEntries` and
 /// applied to a fresh `Projection` with the library's pure functions, and every service's
-/// availability, incidents and timeline over a window holding all the data are compared,
-/// at the tree size the served answers name.
+/// availability, incidents, timeline (over a window holding all the data) and probes are
+/// compared, at the tree size the served answers name.
 pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
     let mut query = QueryServiceClient::new(channel.clone());
     let mut log = LogServiceClient::new(LedgerChannel::from(channel.clone()));
@@ -497,6 +497,12 @@ pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
                         report: replayed.report(service_id, start, end).unwrap(),
                         incidents: replayed.incidents(service_id, start, end).unwrap(),
                         timeline: replayed.timeline(service_id, start, end).unwrap(),
+                        probes: replayed
+                            .probes_for(service_id)
+                            .unwrap()
+                            .into_iter()
+                            .map(|p| (p.probe_id, p.location, p.revoked, p.last_observed_at))
+                            .collect(),
                     };
                     assert_eq!(
                         served, expected,
@@ -522,15 +528,17 @@ struct ServedAnswers {
     report: AvailabilityReport,
     incidents: Vec<Incident>,
     timeline: Vec<Interval>,
+    /// Each probe as `GetService` lists it: id, location, revoked, latest observation.
+    probes: Vec<(String, String, bool, i64)>,
 }
 
-/// The availability, incidents and timeline of `service_id` over `[start, end)`, from the
-/// latest published prefix, with the tree size each of the three answers names.
+/// The availability, incidents and timeline of `service_id` over `[start, end)` and its
+/// probes, from the latest published prefix, with the tree size each answer names.
 async fn served_answers(
     query: &mut QueryServiceClient<Channel>,
     service_id: &str,
     (start, end): (i64, i64),
-) -> ([u64; 3], ServedAnswers) {
+) -> ([u64; 4], ServedAnswers) {
     let window = || {
         Some(pb::Window {
             window: Some(pb::window::Window::Range(pb::TimeRange {
@@ -582,10 +590,18 @@ async fn served_answers(
         resolved(timeline.start.as_ref(), timeline.end.as_ref()),
         (start, end)
     );
+    let service = query
+        .get_service(pb::GetServiceRequest {
+            service_id: service_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let prefixes = [
         report_tree_size,
         incidents.prefix.unwrap().tree_size,
         timeline.prefix.unwrap().tree_size,
+        service.prefix.unwrap().tree_size,
     ];
     let answers = ServedAnswers {
         report,
@@ -607,6 +623,20 @@ async fn served_answers(
                     pb::ServiceState::Maintenance => State::Maintenance,
                     pb::ServiceState::Unspecified => panic!("a timeline interval has no state"),
                 },
+            })
+            .collect(),
+        probes: service
+            .probes
+            .into_iter()
+            .map(|probe| {
+                let observed_at =
+                    entry::timestamp_millis(probe.last_observed_at.as_ref(), "observed_at");
+                (
+                    probe.probe_id,
+                    probe.location,
+                    probe.revoked,
+                    observed_at.unwrap(),
+                )
             })
             .collect(),
     };
