@@ -10,8 +10,9 @@ use prost::Message;
 
 use crate::crypto::PublicKey;
 use crate::domain::{
-    AdminCommand, AdminKey, Command, Genesis, MaintenanceId, Millis, Observation, ProbeId, Quorum,
-    ServiceId, ServiceSpec, Status, DEFAULT_STALENESS, MAX_DETAIL_BYTES, MAX_TEXT_BYTES,
+    AdminCommand, AdminKey, AdminName, Command, Genesis, MaintenanceId, Millis, Observation,
+    PreviousLog, ProbeId, Quorum, ServiceId, ServiceSpec, Status, DEFAULT_STALENESS,
+    MAX_DETAIL_BYTES, MAX_TEXT_BYTES,
 };
 use crate::pb;
 
@@ -170,6 +171,38 @@ pub fn decode_command(body: &[u8]) -> Result<AdminCommand, InvalidInput> {
             maintenance_id: MaintenanceId::parse(&cancel.maintenance_id)
                 .map_err(|e| invalid(e.to_string()))?,
         },
+        Some(pb::admin_command::Command::AddAdminKey(add)) => {
+            let key = add
+                .key
+                .ok_or_else(|| invalid("add_admin_key needs a key"))?;
+            AdminName::parse(&key.name).map_err(|e| invalid(e.to_string()))?;
+            Command::AddAdminKey(AdminKey {
+                public_key: PublicKey::from_bytes(&key.public_key).map_err(|weak| {
+                    invalid(format!(
+                        "admin key {:?} is not an acceptable raw 32-byte Ed25519 public key: {weak}",
+                        key.name
+                    ))
+                })?,
+                name: key.name,
+            })
+        }
+        Some(pb::admin_command::Command::RevokeAdminKey(revoke)) => {
+            if revoke.name.is_empty() {
+                return Err(invalid("revoke_admin_key needs the name of the key"));
+            }
+            Command::RevokeAdminKey {
+                name: bounded_text(revoke.name, "name")?,
+                reason: bounded_text(revoke.reason, "reason")?,
+            }
+        }
+        Some(pb::admin_command::Command::ApproveCommand(approve)) => Command::ApproveCommand {
+            proposal_digest: approve.proposal_digest.as_slice().try_into().map_err(|_| {
+                invalid(format!(
+                    "proposal_digest is {} bytes; a SHA-256 digest is 32",
+                    approve.proposal_digest.len()
+                ))
+            })?,
+        },
     };
     Ok(AdminCommand {
         seq: message.seq,
@@ -214,6 +247,18 @@ pub fn encode_command(command: &AdminCommand) -> Vec<u8> {
         Command::CancelMaintenance { maintenance_id } => {
             PbCommand::CancelMaintenance(pb::CancelMaintenance {
                 maintenance_id: maintenance_id.to_string(),
+            })
+        }
+        Command::AddAdminKey(key) => PbCommand::AddAdminKey(pb::AddAdminKey {
+            key: Some(admin_key_to_pb(key)),
+        }),
+        Command::RevokeAdminKey { name, reason } => PbCommand::RevokeAdminKey(pb::RevokeAdminKey {
+            name: name.clone(),
+            reason: reason.clone(),
+        }),
+        Command::ApproveCommand { proposal_digest } => {
+            PbCommand::ApproveCommand(pb::ApproveCommand {
+                proposal_digest: proposal_digest.to_vec(),
             })
         }
     };
@@ -288,16 +333,26 @@ pub fn genesis_to_pb(genesis: &Genesis) -> pb::Genesis {
     pb::Genesis {
         origin: genesis.origin.clone(),
         ledger_public_key: genesis.ledger_public_key.to_bytes().to_vec(),
-        admin_keys: genesis
-            .admin_keys
-            .iter()
-            .map(|k| pb::AdminKey {
-                name: k.name.clone(),
-                public_key: k.public_key.to_bytes().to_vec(),
-            })
-            .collect(),
+        admin_keys: genesis.admin_keys.iter().map(admin_key_to_pb).collect(),
         max_lateness: Some(duration_to_pb(genesis.max_lateness)),
         max_skew: Some(duration_to_pb(genesis.max_skew)),
+        admin_threshold: genesis.admin_threshold,
+        previous_log: genesis
+            .previous_log
+            .as_ref()
+            .map(|previous| pb::PreviousLog {
+                origin: previous.origin.clone(),
+                tree_size: previous.tree_size,
+                root_hash: previous.root_hash.to_vec(),
+                ledger_public_key: previous.ledger_public_key.to_bytes().to_vec(),
+            }),
+    }
+}
+
+fn admin_key_to_pb(key: &AdminKey) -> pb::AdminKey {
+    pb::AdminKey {
+        name: key.name.clone(),
+        public_key: key.public_key.to_bytes().to_vec(),
     }
 }
 
@@ -334,12 +389,37 @@ pub fn genesis_from_pb(genesis: pb::Genesis) -> Result<Genesis, InvalidInput> {
             .ok_or_else(|| invalid("genesis needs max_skew"))?,
         "max_skew",
     )?;
+    let admin_threshold = genesis.admin_threshold.max(1);
+    let previous_log = genesis
+        .previous_log
+        .map(|previous| {
+            Ok::<_, InvalidInput>(PreviousLog {
+                root_hash: previous.root_hash.as_slice().try_into().map_err(|_| {
+                    invalid(format!(
+                        "genesis previous_log root_hash is {} bytes; a SHA-256 hash is 32",
+                        previous.root_hash.len()
+                    ))
+                })?,
+                ledger_public_key: PublicKey::from_bytes(&previous.ledger_public_key).map_err(
+                    |weak| {
+                        invalid(format!(
+                            "genesis previous_log ledger_public_key is not an acceptable Ed25519 key: {weak}"
+                        ))
+                    },
+                )?,
+                origin: previous.origin,
+                tree_size: previous.tree_size,
+            })
+        })
+        .transpose()?;
     Ok(Genesis {
         origin: genesis.origin,
         ledger_public_key,
         admin_keys,
         max_lateness,
         max_skew,
+        admin_threshold,
+        previous_log,
     })
 }
 
@@ -553,6 +633,8 @@ mod tests {
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
+            admin_threshold: 1,
+            previous_log: None,
         };
         assert_eq!(genesis_from_pb(genesis_to_pb(&genesis)).unwrap(), genesis);
         // The identity point as the ledger key, then as an admin key.

@@ -13,6 +13,8 @@
 //! - [`entry`]: the one place protobuf bytes become domain types (the log's entry codec);
 //! - [`merkle`]: RFC 6962 hashing, proofs and tiles — pure;
 //! - [`checkpoint`]: C2SP signed-note checkpoints — pure;
+//! - [`governance`]: who may write over time: admin keys added and revoked, k-of-n
+//!   approval — pure;
 //! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
 //! - [`projection`]: the pure SLA core; [`projector`]: the task that keeps it up to date;
 //! - [`window`], [`query`]: resolving windows and answering queries, for gRPC and HTTP alike;
@@ -39,6 +41,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod entry;
+pub mod governance;
 pub mod http;
 pub mod limits;
 pub mod log;

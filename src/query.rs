@@ -5,6 +5,7 @@
 //! current time) and returns plain domain values; the RPC and HTTP edges convert them to
 //! their wire formats and map [`QueryError`] to their status codes.
 
+use crate::governance::{ProposalState, ProposalStatus};
 use crate::log::ReadError;
 use crate::projection::{AvailabilityReport, Incident, Interval, Projection, ServiceSpec, State};
 use crate::projector::{Projections, Published};
@@ -73,6 +74,18 @@ pub fn service(
         .spec(service_id)
         .ok_or_else(|| QueryError::UnknownService(service_id.to_owned()))?;
     Ok(service_status(&published.projection, spec, now))
+}
+
+/// The prefix's proposals (only the pending ones if asked), their state as of the prefix's
+/// last `received_at`.
+pub fn proposals(published: &Published, pending_only: bool) -> Vec<ProposalStatus> {
+    published
+        .projection
+        .governance()
+        .proposal_statuses(published.as_of)
+        .into_iter()
+        .filter(|proposal| !pending_only || proposal.state == ProposalState::Pending)
+        .collect()
 }
 
 /// Resolves `window` against the prefix: relative windows end at its as-of time.

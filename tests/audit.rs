@@ -382,6 +382,20 @@ impl LogService for LyingProxy {
 impl QueryService for LyingProxy {
     type WatchStatesStream = StateStream;
 
+    async fn list_admin_keys(
+        &self,
+        request: Request<pb::ListAdminKeysRequest>,
+    ) -> Result<Response<pb::ListAdminKeysResponse>, RpcStatus> {
+        self.query().list_admin_keys(request.into_inner()).await
+    }
+
+    async fn list_proposals(
+        &self,
+        request: Request<pb::ListProposalsRequest>,
+    ) -> Result<Response<pb::ListProposalsResponse>, RpcStatus> {
+        self.query().list_proposals(request.into_inner()).await
+    }
+
     async fn list_services(
         &self,
         request: Request<pb::ListServicesRequest>,

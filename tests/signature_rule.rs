@@ -102,6 +102,8 @@ fn registry() -> Registry {
         }],
         max_lateness: Duration::from_secs(3600),
         max_skew: Duration::from_secs(30),
+        admin_threshold: 1,
+        previous_log: None,
     });
     let mut commands = vec![Command::DefineService(ServiceSpec {
         service_id: ServiceId::parse("svc").unwrap(),
@@ -124,12 +126,11 @@ fn registry() -> Registry {
             issued_at: T0,
             command,
         };
-        registry.apply(
-            seq as u64 + 1,
-            "admin",
-            &entry::encode_command(&command),
-            &command,
-        );
+        let at = uptime_ledger::governance::Position {
+            index: seq as u64 + 1,
+            received_at: T0,
+        };
+        registry.apply(at, "admin", &entry::encode_command(&command), &[], &command);
     }
     registry
 }

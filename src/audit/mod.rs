@@ -32,6 +32,8 @@ pub enum AuditError {
     Misplaced { index: u64, claimed: u64 },
     #[error("entry 0 is not a genesis; a log starts with its genesis")]
     MissingGenesis,
+    #[error("the genesis cannot start a log: {0}")]
+    InvalidGenesis(String),
     #[error("entry {index} is a second genesis")]
     SecondGenesis { index: u64 },
     #[error("the genesis names origin {genesis_origin:?} with ledger key {genesis_key}, but the pinned verifier key is for {pinned_origin:?} with key {pinned_key}")]

@@ -28,6 +28,7 @@ use crate::domain::{
     format_millis, AdminCommand, Genesis, Millis, Observation, ProbeId, Rejection,
 };
 use crate::entry::{self, DecodedEntry, Payload};
+use crate::governance::{self, Position};
 use crate::log::registry::CommandCheck;
 use crate::log::rules::{self, Judgement};
 use crate::log::Registry;
@@ -225,7 +226,11 @@ impl PrefixAudit {
                 Some(judge),
             ) => {
                 self.counts.commands += 1;
-                let key = judge.command(index, signer, body, command)?;
+                let at = Position {
+                    index,
+                    received_at: entry.received_at,
+                };
+                let key = judge.command(at, signer, body, signature, command)?;
                 check_signature_length(&entry, signature)?;
                 Some(ExpectedSignature {
                     key,
@@ -253,6 +258,7 @@ impl Judge {
                 pinned_key: hex::encode(verifier.public_key().as_bytes()),
             });
         }
+        governance::check_genesis(genesis).map_err(AuditError::InvalidGenesis)?;
         Ok(Judge {
             genesis: genesis.clone(),
             registry: Registry::new(genesis.clone()),
@@ -304,12 +310,14 @@ impl Judge {
     /// The admin command rules at this position; returns the signer's key.
     fn command(
         &mut self,
-        index: u64,
+        at: Position,
         signer: &str,
         body: &[u8],
+        signature: &[u8],
         command: &AdminCommand,
     ) -> Result<PublicKey, AuditError> {
-        match self.registry.check(signer, body, command) {
+        let index = at.index;
+        match self.registry.check(signer, body, command, at.received_at) {
             Ok(CommandCheck::Apply) => {}
             Ok(CommandCheck::AlreadyApplied { index: original }) => {
                 return Err(AuditError::RepeatedCommand { index, original })
@@ -319,9 +327,9 @@ impl Judge {
         let key = self
             .registry
             .admin_key(signer)
-            .expect("check refuses unknown signers")
+            .map_err(|refusal| AuditError::RefusedCommand { index, refusal })?
             .clone();
-        self.registry.apply(index, signer, body, command);
+        self.registry.apply(at, signer, body, signature, command);
         Ok(key)
     }
 }

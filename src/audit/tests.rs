@@ -44,6 +44,8 @@ impl LogBuilder {
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
+            admin_threshold: 1,
+            previous_log: None,
         };
         let mut log = LogBuilder {
             entries: vec![entry::encode_entry(

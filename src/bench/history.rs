@@ -158,6 +158,8 @@ pub async fn serve(dir: &Path, clock: Arc<ManualClock>, rebuild: bool) -> BenchR
                 public_key: PublicKey::from(&admin_key()),
             }]),
             max_lateness: None,
+            admin_threshold: None,
+            previous_log: None,
             max_skew: None,
         },
         checkpoint_interval: Duration::from_millis(200),

@@ -104,6 +104,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .is_none()
                 .then(|| args.history + Duration::from_secs(3600)),
             max_skew: None,
+            admin_threshold: None,
+            continue_from: None,
             rebuild_projections: false,
             checkpoint_interval: Duration::from_millis(500),
             limits: LimitArgs::default(),

@@ -80,6 +80,10 @@ struct Record {
     admin_keys: Option<String>,
     max_lateness_ms: Option<i64>,
     max_skew_ms: Option<i64>,
+    admin_threshold: Option<u32>,
+    /// `origin size root-hex key-hex` of the log this one continues.
+    previous_log: Option<String>,
+    proposal_digest: Option<String>,
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
@@ -160,6 +164,16 @@ fn record(index: u64, leaf_hash: String, decoded: DecodedEntry) -> Record {
             ),
             max_lateness_ms: Some(uptime_ledger::domain::duration_millis(genesis.max_lateness)),
             max_skew_ms: Some(uptime_ledger::domain::duration_millis(genesis.max_skew)),
+            admin_threshold: Some(genesis.admin_threshold),
+            previous_log: genesis.previous_log.map(|previous| {
+                format!(
+                    "{} {} {} {}",
+                    previous.origin,
+                    previous.tree_size,
+                    hex::encode(previous.root_hash),
+                    hex::encode(previous.ledger_public_key.as_bytes())
+                )
+            }),
             ..common
         },
         Payload::Observation { observation, .. } => Record {
@@ -237,6 +251,23 @@ fn record(index: u64, leaf_hash: String, decoded: DecodedEntry) -> Record {
                 Command::CancelMaintenance { maintenance_id } => Record {
                     command: Some("cancel_maintenance"),
                     maintenance_id: Some(maintenance_id.to_string()),
+                    ..common
+                },
+                Command::AddAdminKey(key) => Record {
+                    command: Some("add_admin_key"),
+                    name: Some(key.name),
+                    public_key: Some(hex::encode(key.public_key.as_bytes())),
+                    ..common
+                },
+                Command::RevokeAdminKey { name, reason } => Record {
+                    command: Some("revoke_admin_key"),
+                    name: Some(name),
+                    reason: Some(reason),
+                    ..common
+                },
+                Command::ApproveCommand { proposal_digest } => Record {
+                    command: Some("approve_command"),
+                    proposal_digest: Some(hex::encode(proposal_digest)),
                     ..common
                 },
             }

@@ -162,6 +162,17 @@ fn describe_command(command: &Command) -> String {
         Command::RevokeProbe { probe_id, reason } => {
             format!("revoke-probe {probe_id} reason={reason:?}")
         }
+        Command::AddAdminKey(key) => format!(
+            "add-key {} public_key={}",
+            key.name,
+            hex::encode(key.public_key.as_bytes())
+        ),
+        Command::RevokeAdminKey { name, reason } => {
+            format!("revoke-key {name} reason={reason:?}")
+        }
+        Command::ApproveCommand { proposal_digest } => {
+            format!("approve proposal={}", hex::encode(proposal_digest))
+        }
         Command::ScheduleMaintenance {
             maintenance_id,
             service_id,

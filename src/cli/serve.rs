@@ -9,9 +9,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::console;
+use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
-use uptime_ledger::domain::AdminKey;
+use uptime_ledger::domain::{AdminKey, PreviousLog};
 use uptime_ledger::http::HttpState;
 use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
@@ -44,6 +45,17 @@ pub struct ServeArgs {
     /// How far ahead of the ledger's clock an observation may be dated (genesis only; default 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(super) max_skew: Option<Duration>,
+    /// How many distinct admin keys must sign a command that changes who may write
+    /// (adding or revoking an admin key, registering or revoking a probe): the first
+    /// signature proposes it, `admin approve` adds the others (genesis only; default 1).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) admin_threshold: Option<u32>,
+    /// Start a new log that continues another: FILE holds that log's last checkpoint and
+    /// its verifier key, as `uptime-ledger log checkpoint` prints them; the new genesis
+    /// names its origin, size, root and key so auditors can chain the two (genesis only).
+    /// Used to rotate the ledger's checkpoint key.
+    #[arg(long, value_name = "FILE")]
+    pub(super) continue_from: Option<PathBuf>,
     /// Ignore the projection snapshot and rebuild projections from the log.
     #[arg(long)]
     pub(super) rebuild_projections: bool,
@@ -146,6 +158,12 @@ impl Server {
                 admin_keys,
                 max_lateness: args.max_lateness,
                 max_skew: args.max_skew,
+                admin_threshold: args.admin_threshold,
+                previous_log: args
+                    .continue_from
+                    .as_deref()
+                    .map(previous_log)
+                    .transpose()?,
             },
             checkpoint_interval: args.checkpoint_interval,
             clock: Arc::new(SystemClock),
@@ -349,4 +367,29 @@ pub(super) async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested: draining");
+}
+
+/// The log a new log continues, from a file holding its checkpoint and verifier key (what
+/// `log checkpoint` prints): the signature is checked with that key.
+fn previous_log(path: &Path) -> anyhow::Result<PreviousLog> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --continue-from {}", path.display()))?;
+    let (note, key) = text.split_once("verifier key: ").with_context(|| {
+        format!(
+            "{} holds no \"verifier key: \" line; write it with `uptime-ledger log checkpoint > FILE`",
+            path.display()
+        )
+    })?;
+    let verifier: NoteVerifier = key
+        .trim()
+        .parse()
+        .with_context(|| format!("the verifier key in {}", path.display()))?;
+    let checkpoint = open_checkpoint(note, &verifier)
+        .with_context(|| format!("the checkpoint in {}", path.display()))?;
+    Ok(PreviousLog {
+        origin: checkpoint.origin,
+        tree_size: checkpoint.tree_size,
+        root_hash: checkpoint.root_hash,
+        ledger_public_key: verifier.public_key().clone(),
+    })
 }

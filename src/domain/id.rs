@@ -81,6 +81,12 @@ id_type!(
     "service_id"
 );
 id_type!(
+    /// Names one admin key, e.g. `ops-alice`. Names are never reused.
+    AdminName,
+    "admin key name"
+);
+
+id_type!(
     /// Names one maintenance window, chosen by the operator.
     MaintenanceId,
     "maintenance_id"

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::crypto::PublicKey;
 
-pub use id::{InvalidId, MaintenanceId, ProbeId, ServiceId};
+pub use id::{AdminName, InvalidId, MaintenanceId, ProbeId, ServiceId};
 
 /// Milliseconds since the Unix epoch, UTC: the one time unit of the domain (DESIGN.md:
 /// "a Timestamp is truncated to whole milliseconds").
@@ -111,7 +111,19 @@ pub enum Command {
     CancelMaintenance {
         maintenance_id: MaintenanceId,
     },
+    AddAdminKey(AdminKey),
+    RevokeAdminKey {
+        name: String,
+        reason: String,
+    },
+    ApproveCommand {
+        /// SHA-256 of the proposed `SignedCommand.body`.
+        proposal_digest: Digest,
+    },
 }
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
 
 /// Entry 0 of the log: the trust root.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,12 +133,40 @@ pub struct Genesis {
     pub admin_keys: Vec<AdminKey>,
     pub max_lateness: Duration,
     pub max_skew: Duration,
+    /// How many distinct admin keys a command changing who may write needs (at least 1).
+    pub admin_threshold: u32,
+    /// The log this one continues, if its checkpoint key was rotated.
+    pub previous_log: Option<PreviousLog>,
+}
+
+/// The last checkpoint of the log a new log continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousLog {
+    pub origin: String,
+    pub tree_size: u64,
+    pub root_hash: Digest,
+    pub ledger_public_key: PublicKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminKey {
     pub name: String,
     pub public_key: PublicKey,
+}
+
+/// Why a command cannot be applied in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandRefusal {
+    #[error("signer {0:?} is not an admin key of this ledger")]
+    UnknownSigner(String),
+    #[error("admin key {signer:?} was revoked at entry {index}; it signs nothing from then on")]
+    RevokedSigner { signer: String, index: u64 },
+    #[error("seq {got} is not above signer {signer:?}'s last seq {last}; use a higher seq")]
+    StaleSeq { signer: String, last: u64, got: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Why an observation was refused: the typed reasons of DESIGN.md "Ingest rules".

@@ -63,6 +63,11 @@ pub struct ProbeJson {
     pub last_status: &'static str,
     pub last_observed_at: String,
     pub revoked: bool,
+    /// Where and when the registration took effect, and who signed it (the proposer first).
+    pub registered_index: Option<u64>,
+    pub registered_at: Option<String>,
+    pub registered_by: Option<String>,
+    pub approved_by: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,9 +313,26 @@ fn probe_json(probe: ProbeSummary) -> ProbeJson {
             Status::Down => "down",
         },
         last_observed_at: format_millis(probe.last_observed_at),
-        location: probe.location,
-        revoked: probe.revoked,
         probe_id: probe.probe_id,
+        location: probe
+            .registration
+            .as_ref()
+            .map(|r| r.location.clone())
+            .unwrap_or_default(),
+        revoked: probe
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.revoked_at.is_some()),
+        registered_index: probe.registration.as_ref().map(|r| r.registered_index),
+        registered_at: probe
+            .registration
+            .as_ref()
+            .map(|r| format_millis(r.registered_at)),
+        registered_by: probe.registration.as_ref().map(|r| r.registered_by.clone()),
+        approved_by: probe
+            .registration
+            .map(|r| r.approved_by)
+            .unwrap_or_default(),
     }
 }
 

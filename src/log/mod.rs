@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::clock::Clock;
 use crate::crypto::SigningContext;
-use crate::domain::{AdminKey, Outcome, ProbeId, RejectReason, Rejection};
+use crate::domain::{AdminKey, Outcome, PreviousLog, ProbeId, RejectReason, Rejection};
 use crate::entry;
 use crate::merkle::{self, Hash, TileSubtreeSource};
 use crate::metrics::LedgerMetrics;
@@ -63,6 +63,9 @@ pub struct GenesisParams {
     pub admin_keys: Option<Vec<AdminKey>>,
     pub max_lateness: Option<Duration>,
     pub max_skew: Option<Duration>,
+    pub admin_threshold: Option<u32>,
+    /// The log this one continues (`serve --continue-from`).
+    pub previous_log: Option<PreviousLog>,
 }
 
 pub struct LedgerConfig {
@@ -551,8 +554,8 @@ fn verify_envelope(
     })
 }
 
-/// Decodes a signed admin command and verifies its signature against its signer's genesis
-/// key; whether it fits the current state is the writer's [`Registry::check`]. Pure, so that
+/// Decodes a signed admin command and verifies its signature against its signer's key (an
+/// admin key in force); whether it fits the current state is the writer's [`Registry::check`]. Pure, so that
 /// it can be fuzzed exactly as `Apply` runs it on untrusted bytes.
 pub fn verify_command(
     registry: &Registry,
@@ -561,9 +564,7 @@ pub fn verify_command(
     signature: Vec<u8>,
 ) -> Result<VerifiedCommand, ApplyError> {
     let command = entry::decode_command(&body).map_err(|e| ApplyError::Invalid(e.0))?;
-    let key = registry
-        .admin_key(&signer)
-        .ok_or_else(|| CommandRefusal::UnknownSigner(signer.clone()))?;
+    let key = registry.admin_key(&signer)?;
     if !key.verify(SigningContext::Command, &body, &signature) {
         return Err(ApplyError::BadSignature(signer));
     }

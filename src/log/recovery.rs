@@ -24,8 +24,11 @@ use super::witness::{self, Witness, Witnessed};
 use super::{LedgerConfig, DEFAULT_ORIGIN};
 use crate::checkpoint::{open_checkpoint, Checkpoint, NoteSigner};
 use crate::crypto::PublicKey;
-use crate::domain::{Genesis, Millis, ProbeId, ServiceId, DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW};
+use crate::domain::{
+    AdminName, Genesis, Millis, PreviousLog, ProbeId, DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW,
+};
 use crate::entry::{self, Payload};
+use crate::governance::{self, Position};
 use crate::merkle::{self, Hash, TileAppender, TileSubtreeSource};
 use crate::pb;
 use ed25519_dalek::SigningKey;
@@ -153,12 +156,7 @@ fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), Ope
         ));
     }
     for key in &admin_keys {
-        ServiceId::parse(&key.name).map_err(|_| {
-            OpenError::Genesis(format!(
-                "admin key name {:?} is not 1-64 characters of [a-z0-9._-]",
-                key.name
-            ))
-        })?;
+        AdminName::parse(&key.name).map_err(|e| OpenError::Genesis(e.to_string()))?;
     }
     let genesis = Genesis {
         origin: params
@@ -169,7 +167,23 @@ fn create_genesis(store: &dyn LogStore, config: &LedgerConfig) -> Result<(), Ope
         admin_keys,
         max_lateness: params.max_lateness.unwrap_or(DEFAULT_MAX_LATENESS),
         max_skew: params.max_skew.unwrap_or(DEFAULT_MAX_SKEW),
+        admin_threshold: params.admin_threshold.unwrap_or(1).max(1),
+        previous_log: params.previous_log.clone(),
     };
+    governance::check_genesis(&genesis).map_err(OpenError::Genesis)?;
+    if let Some(previous) = &genesis.previous_log {
+        if previous.origin == genesis.origin {
+            return Err(OpenError::Genesis(format!(
+                "the new log continues {:?} under the same origin; a successor log needs its own origin (--origin), so that nobody mistakes one log for the other",
+                previous.origin
+            )));
+        }
+        if previous.ledger_public_key == genesis.ledger_public_key {
+            return Err(OpenError::Genesis(
+                "the new log would sign with the previous log's checkpoint key; a successor log exists to rotate that key, so give it a new one".into(),
+            ));
+        }
+    }
     let signer = NoteSigner::new(&genesis.origin, config.ledger_key.clone()).map_err(|e| {
         OpenError::Genesis(format!(
             "origin {:?} cannot name a checkpoint signer: {e}",
@@ -292,12 +306,18 @@ pub(super) fn verify(
                 Payload::Command {
                     signer,
                     body,
+                    signature,
                     command,
-                    ..
                 },
                 Some(registry),
-            ) => match registry.check(&signer, &body, &command) {
-                Ok(CommandCheck::Apply) => registry.apply(index, &signer, &body, &command),
+            ) => match registry.check(&signer, &body, &command, decoded.received_at) {
+                Ok(CommandCheck::Apply) => {
+                    let at = Position {
+                        index,
+                        received_at: decoded.received_at,
+                    };
+                    registry.apply(at, &signer, &body, &signature, &command);
+                }
                 other => {
                     return Err(OpenError::Corrupt(format!(
                         "entry {index} holds a command that was not valid when appended ({other:?})"
@@ -416,6 +436,29 @@ fn check_genesis_params(genesis: &Genesis, config: &LedgerConfig) -> Result<(), 
                 "--max-skew",
                 format!("{:?}", genesis.max_skew),
                 format!("{skew:?}"),
+            );
+        }
+    }
+    if let Some(threshold) = params.admin_threshold {
+        if threshold.max(1) != genesis.admin_threshold {
+            return mismatch(
+                "--admin-threshold",
+                genesis.admin_threshold.to_string(),
+                threshold.to_string(),
+            );
+        }
+    }
+    if let Some(previous) = &params.previous_log {
+        if genesis.previous_log.as_ref() != Some(previous) {
+            let named = |previous: Option<&PreviousLog>| {
+                previous.map_or("no previous log".to_owned(), |p| {
+                    format!("{} at tree size {}", p.origin, p.tree_size)
+                })
+            };
+            return mismatch(
+                "--continue-from",
+                named(genesis.previous_log.as_ref()),
+                named(Some(previous)),
             );
         }
     }

@@ -2,17 +2,18 @@
 //! log's genesis and admin commands have made them.
 //!
 //! The registry is derived state: it is rebuilt on start by replaying the genesis and the
-//! command entries (the store keeps their indexes), never stored on its own. Ingest judges
-//! observations against it, and admin commands are checked against it before they are
-//! appended.
+//! command entries, never stored on its own. Ingest judges observations against it, and
+//! admin commands are checked against it before they are appended. Who may sign, and when
+//! a command that changes who may write takes effect, is the [`Governance`]'s rule.
 
 use std::collections::HashMap;
 
 use crate::crypto::PublicKey;
-
+pub use crate::domain::CommandRefusal;
 use crate::domain::{
-    AdminCommand, Command, Genesis, MaintenanceId, ProbeId, ServiceId, ServiceSpec,
+    AdminCommand, Command, Genesis, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
 };
+use crate::governance::{self, Change, Effect, Governance, Position, Progress, Step, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct ProbeRecord {
@@ -36,19 +37,6 @@ struct AppliedCommand {
     body: Vec<u8>,
 }
 
-/// Why a command cannot be applied in the current state.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandRefusal {
-    #[error("signer {0:?} is not an admin key of this ledger's genesis")]
-    UnknownSigner(String),
-    #[error("seq {got} is not above signer {signer:?}'s last seq {last}; use a higher seq")]
-    StaleSeq { signer: String, last: u64, got: u64 },
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-}
-
 /// What checking a command found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandCheck {
@@ -61,6 +49,7 @@ pub enum CommandCheck {
 #[derive(Debug, Clone)]
 pub struct Registry {
     genesis: Genesis,
+    governance: Governance,
     services: HashMap<ServiceId, ServiceSpec>,
     probes: HashMap<ProbeId, ProbeRecord>,
     maintenance: HashMap<MaintenanceId, MaintenanceRecord>,
@@ -71,6 +60,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(genesis: Genesis) -> Registry {
         Registry {
+            governance: Governance::new(&genesis),
             genesis,
             services: HashMap::new(),
             probes: HashMap::new(),
@@ -84,12 +74,14 @@ impl Registry {
         &self.genesis
     }
 
-    pub fn admin_key(&self, name: &str) -> Option<&PublicKey> {
-        self.genesis
-            .admin_keys
-            .iter()
-            .find(|k| k.name == name)
-            .map(|k| &k.public_key)
+    /// The admin keys over time and every proposal.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    /// The key of an admin that may sign now (known and not revoked).
+    pub fn admin_key(&self, name: &str) -> Result<&PublicKey, CommandRefusal> {
+        self.governance.signer_key(name)
     }
 
     pub fn probe(&self, probe_id: &ProbeId) -> Option<&ProbeRecord> {
@@ -104,16 +96,16 @@ impl Registry {
         self.services.get(service_id)
     }
 
-    /// Checks a command (whose signature was already verified) against the current state.
+    /// Checks a command (whose signature was already verified) against the current state,
+    /// at ledger time `received_at` (the time its entry would carry).
     pub fn check(
         &self,
         signer: &str,
         body: &[u8],
         command: &AdminCommand,
+        received_at: Millis,
     ) -> Result<CommandCheck, CommandRefusal> {
-        if self.admin_key(signer).is_none() {
-            return Err(CommandRefusal::UnknownSigner(signer.to_owned()));
-        }
+        self.governance.signer_key(signer)?;
         if let Some(applied) = self.applied.get(&(signer.to_owned(), command.seq)) {
             if applied.body == body {
                 return Ok(CommandCheck::AlreadyApplied {
@@ -130,35 +122,36 @@ impl Registry {
                 });
             }
         }
+        if let Some(change) = Change::of(&command.command) {
+            self.check_probe_change(&change)?;
+            self.governance.check_proposal(signer, &change)?;
+            return Ok(CommandCheck::Apply);
+        }
         match &command.command {
+            Command::ApproveCommand { proposal_digest } => {
+                let verdict =
+                    self.governance
+                        .check_approval(signer, proposal_digest, received_at)?;
+                if let Verdict::Enacts(change) = verdict {
+                    self.check_probe_change(&change).map_err(|refusal| {
+                        CommandRefusal::Conflict(format!(
+                            "proposal {} ({}) can no longer take effect: {refusal}",
+                            hex::encode(proposal_digest),
+                            change.describe()
+                        ))
+                    })?;
+                }
+            }
             Command::DefineService(_) => {}
-            Command::RegisterProbe { probe_id, .. } => match self.probes.get(probe_id) {
-                Some(record) if record.revoked.is_some() => {
-                    return Err(CommandRefusal::Conflict(format!(
-                        "probe {probe_id} was revoked; revocation is permanent, register the new key under a new probe id"
-                    )))
-                }
-                Some(_) => {
-                    return Err(CommandRefusal::Conflict(format!(
-                        "probe {probe_id} is already registered; to rotate its key, revoke it and register a new probe id"
-                    )))
-                }
-                None => {}
-            },
-            Command::RevokeProbe { probe_id, .. } => match self.probes.get(probe_id) {
-                None => return Err(CommandRefusal::NotFound(format!("probe {probe_id} is not registered"))),
-                Some(record) if record.revoked.is_some() => {
-                    return Err(CommandRefusal::Conflict(format!("probe {probe_id} is already revoked")))
-                }
-                Some(_) => {}
-            },
             Command::ScheduleMaintenance {
                 maintenance_id,
                 service_id,
                 ..
             } => {
                 if !self.services.contains_key(service_id) {
-                    return Err(CommandRefusal::NotFound(format!("service {service_id} is not defined")));
+                    return Err(CommandRefusal::NotFound(format!(
+                        "service {service_id} is not defined"
+                    )));
                 }
                 if self.maintenance.contains_key(maintenance_id) {
                     return Err(CommandRefusal::Conflict(format!(
@@ -166,55 +159,82 @@ impl Registry {
                     )));
                 }
             }
-            Command::CancelMaintenance { maintenance_id } => match self.maintenance.get(maintenance_id) {
-                None => {
-                    return Err(CommandRefusal::NotFound(format!(
-                        "maintenance {maintenance_id} was never scheduled"
-                    )))
+            Command::CancelMaintenance { maintenance_id } => {
+                match self.maintenance.get(maintenance_id) {
+                    None => {
+                        return Err(CommandRefusal::NotFound(format!(
+                            "maintenance {maintenance_id} was never scheduled"
+                        )))
+                    }
+                    Some(record) if record.cancelled => {
+                        return Err(CommandRefusal::Conflict(format!(
+                            "maintenance {maintenance_id} is already cancelled"
+                        )))
+                    }
+                    Some(_) => {}
                 }
-                Some(record) if record.cancelled => {
-                    return Err(CommandRefusal::Conflict(format!(
-                        "maintenance {maintenance_id} is already cancelled"
-                    )))
-                }
-                Some(_) => {}
-            },
+            }
+            // Judged above, as proposals.
+            Command::RegisterProbe { .. }
+            | Command::RevokeProbe { .. }
+            | Command::AddAdminKey(_)
+            | Command::RevokeAdminKey { .. } => {}
         }
         Ok(CommandCheck::Apply)
     }
 
-    /// Applies a command that `check` accepted and that was appended at `index`.
-    pub fn apply(&mut self, index: u64, signer: &str, body: &[u8], command: &AdminCommand) {
+    /// The probe parts of a change's validity; admin keys are the governance's.
+    fn check_probe_change(&self, change: &Change) -> Result<(), CommandRefusal> {
+        match change {
+            Change::RegisterProbe { probe_id, .. } => match self.probes.get(probe_id) {
+                Some(record) if record.revoked.is_some() => Err(CommandRefusal::Conflict(format!(
+                    "probe {probe_id} was revoked; revocation is permanent, register the new key under a new probe id"
+                ))),
+                Some(_) => Err(CommandRefusal::Conflict(format!(
+                    "probe {probe_id} is already registered; to rotate its key, revoke it and register a new probe id"
+                ))),
+                None => Ok(()),
+            },
+            Change::RevokeProbe { probe_id, .. } => match self.probes.get(probe_id) {
+                None => Err(CommandRefusal::NotFound(format!("probe {probe_id} is not registered"))),
+                Some(record) if record.revoked.is_some() => {
+                    Err(CommandRefusal::Conflict(format!("probe {probe_id} is already revoked")))
+                }
+                Some(_) => Ok(()),
+            },
+            Change::AddAdminKey(_) | Change::RevokeAdminKey { .. } => Ok(()),
+        }
+    }
+
+    /// Applies a command that `check` accepted and that was appended at `at`. For a gated
+    /// command or an approval, answers where its proposal stands.
+    pub fn apply(
+        &mut self,
+        at: Position,
+        signer: &str,
+        body: &[u8],
+        signature: &[u8],
+        command: &AdminCommand,
+    ) -> Option<Progress> {
         self.last_admin_seq.insert(signer.to_owned(), command.seq);
         self.applied.insert(
             (signer.to_owned(), command.seq),
             AppliedCommand {
-                index,
+                index: at.index,
                 body: body.to_vec(),
             },
         );
+        if let Some(step) = Step::of(signer, body, signature, &command.command) {
+            let effect = self.governance.apply(at, step)?;
+            let progress = *effect.progress();
+            if let Effect::InForce { change, .. } = effect {
+                self.apply_probe_change(change);
+            }
+            return Some(progress);
+        }
         match &command.command {
             Command::DefineService(spec) => {
                 self.services.insert(spec.service_id.clone(), spec.clone());
-            }
-            Command::RegisterProbe {
-                probe_id,
-                public_key,
-                location,
-            } => {
-                self.probes.insert(
-                    probe_id.clone(),
-                    ProbeRecord {
-                        public_key: public_key.clone(),
-                        location: location.clone(),
-                        revoked: None,
-                    },
-                );
-            }
-            Command::RevokeProbe { probe_id, reason } => {
-                if let Some(record) = self.probes.get_mut(probe_id) {
-                    record.revoked = Some(reason.clone());
-                }
             }
             Command::ScheduleMaintenance {
                 maintenance_id,
@@ -234,6 +254,45 @@ impl Registry {
                     record.cancelled = true;
                 }
             }
+            _ => {}
         }
+        None
+    }
+
+    fn apply_probe_change(&mut self, change: Change) {
+        match change {
+            Change::RegisterProbe {
+                probe_id,
+                public_key,
+                location,
+            } => {
+                self.probes.insert(
+                    probe_id,
+                    ProbeRecord {
+                        public_key,
+                        location,
+                        revoked: None,
+                    },
+                );
+            }
+            Change::RevokeProbe { probe_id, reason } => {
+                if let Some(record) = self.probes.get_mut(&probe_id) {
+                    record.revoked = Some(reason);
+                }
+            }
+            Change::AddAdminKey(_) | Change::RevokeAdminKey { .. } => {}
+        }
+    }
+
+    /// Where a gated command's proposal stands (for an answer to a retry).
+    pub fn progress(&self, body: &[u8], command: &AdminCommand) -> Option<Progress> {
+        let digest = match &command.command {
+            Command::ApproveCommand { proposal_digest } => *proposal_digest,
+            other => {
+                Change::of(other)?;
+                governance::digest(body)
+            }
+        };
+        self.governance.progress(&digest)
     }
 }

@@ -176,6 +176,8 @@ mod tests {
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
+            admin_threshold: 1,
+            previous_log: None,
         });
         let mut commands = vec![Command::DefineService(ServiceSpec {
             service_id: ServiceId::parse("svc").unwrap(),
@@ -199,7 +201,11 @@ mod tests {
                 command,
             };
             let body = entry::encode_command(&command);
-            registry.apply(seq as u64 + 1, "admin", &body, &command);
+            let at = crate::governance::Position {
+                index: seq as u64 + 1,
+                received_at: 0,
+            };
+            registry.apply(at, "admin", &body, &[], &command);
         }
         registry
     }

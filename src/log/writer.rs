@@ -30,6 +30,7 @@ use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::clock::Clock;
 use crate::domain::{AdminCommand, Millis, Observation, Outcome, ProbeId, RejectReason, Rejection};
 use crate::entry;
+use crate::governance::{Position, Progress};
 use crate::merkle::{self, TileAppender};
 use crate::metrics::LedgerMetrics;
 use crate::pb;
@@ -70,8 +71,15 @@ pub enum WriteError {
 /// The answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandOutcome {
-    Applied { index: u64 },
-    AlreadyApplied { index: u64 },
+    /// Appended at `index`; for a gated command or an approval, where its proposal stands.
+    Applied {
+        index: u64,
+        proposal: Option<Progress>,
+    },
+    AlreadyApplied {
+        index: u64,
+        proposal: Option<Progress>,
+    },
     Refused(CommandRefusal),
 }
 
@@ -679,9 +687,13 @@ impl Writer {
             signature,
             command,
         } = verified;
-        match self.registry(staged).check(&signer, &body, &command) {
+        let registry = self.registry(staged);
+        match registry.check(&signer, &body, &command, received_at) {
             Err(refusal) => CommandOutcome::Refused(refusal),
-            Ok(CommandCheck::AlreadyApplied { index }) => CommandOutcome::AlreadyApplied { index },
+            Ok(CommandCheck::AlreadyApplied { index }) => CommandOutcome::AlreadyApplied {
+                index,
+                proposal: registry.progress(&body, &command),
+            },
             Ok(CommandCheck::Apply) => {
                 let index = staged.batch.first_index + staged.batch.entries.len() as u64;
                 let bytes = entry::encode_entry(
@@ -690,14 +702,15 @@ impl Writer {
                     pb::log_entry::Payload::Command(pb::SignedCommand {
                         signer: signer.clone(),
                         body: body.clone(),
-                        signature,
+                        signature: signature.clone(),
                     }),
                 );
                 staged.leaf_hashes.push(merkle::leaf_hash(&bytes));
                 staged.batch.entries.push(bytes);
                 let registry = staged.registry.get_or_insert_with(|| self.registry.clone());
-                registry.apply(index, &signer, &body, &command);
-                CommandOutcome::Applied { index }
+                let at = Position { index, received_at };
+                let proposal = registry.apply(at, &signer, &body, &signature, &command);
+                CommandOutcome::Applied { index, proposal }
             }
         }
     }

@@ -59,6 +59,8 @@ mod snapshot;
 
 #[cfg(test)]
 mod reference_tests;
+#[cfg(test)]
+pub(crate) mod test_inputs;
 
 pub use engine::{Projection, ProjectionConfig};
 pub use model::{

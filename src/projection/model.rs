@@ -5,7 +5,8 @@
 //! is half-open, `[start, end)`. Protobuf types never reach this module: the
 //! RPC layer converts at its edge.
 
-pub use crate::domain::Status;
+pub use crate::domain::{Genesis, Status};
+pub use crate::governance::Step;
 
 /// The state of a probe or a service at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,9 +21,10 @@ pub use crate::domain::{Quorum, ServiceSpec};
 
 /// One log entry that matters to projections, in log-index order.
 ///
-/// The genesis is not an input. Probe registration and revocation are, so that every
-/// answer's probe directory (location, who registered it, revoked or not) is the one of
-/// the prefix the answer names; a revoked probe's past observations stay.
+/// The genesis and the commands that change who may write are inputs too, so that every
+/// answer's probe directory (location, who proposed and approved it, revoked or not) and
+/// its admin keys and proposals are the ones of the prefix the answer names; a revoked
+/// probe's past observations stay.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProjectionInput {
     DefineService {
@@ -51,18 +53,19 @@ pub enum ProjectionInput {
         received_at: i64,
         maintenance_id: String,
     },
-    RegisterProbe {
+    /// Entry 0: the first admin keys and the approval threshold.
+    Genesis {
         index: u64,
         received_at: i64,
-        probe_id: String,
-        location: String,
-        /// The admin key that signed the registration.
-        registered_by: String,
+        genesis: Box<Genesis>,
     },
-    RevokeProbe {
+    /// A command that changes who may write (registering or revoking a probe, adding or
+    /// revoking an admin key), or an approval of one; it takes effect by the
+    /// [`crate::governance`] rule.
+    Governance {
         index: u64,
         received_at: i64,
-        probe_id: String,
+        step: Step,
     },
 }
 
@@ -74,8 +77,8 @@ impl ProjectionInput {
             | ProjectionInput::Observation { index, .. }
             | ProjectionInput::ScheduleMaintenance { index, .. }
             | ProjectionInput::CancelMaintenance { index, .. }
-            | ProjectionInput::RegisterProbe { index, .. }
-            | ProjectionInput::RevokeProbe { index, .. } => *index,
+            | ProjectionInput::Genesis { index, .. }
+            | ProjectionInput::Governance { index, .. } => *index,
         }
     }
 
@@ -86,8 +89,8 @@ impl ProjectionInput {
             | ProjectionInput::Observation { received_at, .. }
             | ProjectionInput::ScheduleMaintenance { received_at, .. }
             | ProjectionInput::CancelMaintenance { received_at, .. }
-            | ProjectionInput::RegisterProbe { received_at, .. }
-            | ProjectionInput::RevokeProbe { received_at, .. } => *received_at,
+            | ProjectionInput::Genesis { received_at, .. }
+            | ProjectionInput::Governance { received_at, .. } => *received_at,
         }
     }
 }
@@ -173,20 +176,21 @@ pub struct ProbeSummary {
     pub probe_id: String,
     pub last_observed_at: i64,
     pub last_status: Status,
-    /// Where the probe runs, as registered; empty for a probe the prefix never registered.
-    pub location: String,
-    /// Revoked within the prefix.
-    pub revoked: bool,
+    /// Its registration as of the prefix; `None` for a probe the prefix never registered.
+    pub registration: Option<RegisteredProbe>,
 }
 
 /// A probe as the prefix registered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredProbe {
     pub location: String,
-    /// The `received_at` of its registration.
+    /// The entry at which the registration took effect, and its `received_at`.
+    pub registered_index: u64,
     pub registered_at: i64,
-    /// The admin key that signed the registration.
+    /// The admin key that proposed (signed) the registration.
     pub registered_by: String,
+    /// The admin keys whose signatures made it take effect, the proposer first.
+    pub approved_by: Vec<String>,
     /// The `received_at` of its revocation, if the prefix revoked it.
     pub revoked_at: Option<i64>,
 }

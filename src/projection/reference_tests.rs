@@ -13,12 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::model::{
-    AvailabilityReport, Incident, Interval, ProbeSummary, ProjectionInput, Quorum, ServiceSpec,
-    State, Status,
+    AvailabilityReport, Incident, Interval, ProbeSummary, ProjectionInput, Quorum, RegisteredProbe,
+    ServiceSpec, State, Status,
 };
 use super::semantics::{availability_report, StateMeasures};
+use super::test_inputs;
 use super::{Projection, ProjectionConfig};
 use crate::domain::ServiceId;
+use crate::governance::{Change, Step as GovernanceStep};
 
 const MAX_LATENESS_MS: i64 = 60;
 const SERVICE_IDS: [&str; 3] = ["s0", "s1", "s2"];
@@ -31,7 +33,7 @@ struct NaiveLog {
     observations: Vec<NaiveObservation>,
     maintenance: Vec<NaiveMaintenance>,
     /// Per probe, where it was registered and whether it is revoked.
-    registered: BTreeMap<String, (String, bool)>,
+    registered: BTreeMap<String, RegisteredProbe>,
 }
 
 struct NaiveObservation {
@@ -68,6 +70,7 @@ impl NaiveLog {
             }
             last_index = Some(input.index());
             clock = clock.max(input.received_at());
+            let index = input.index();
             match input.clone() {
                 ProjectionInput::DefineService { spec, .. } => {
                     if !log.definitions.contains_key(spec.service_id.as_str()) {
@@ -120,16 +123,44 @@ impl NaiveLog {
                         });
                     }
                 }
-                ProjectionInput::RegisterProbe {
-                    probe_id, location, ..
+                ProjectionInput::Governance {
+                    step:
+                        GovernanceStep::Propose {
+                            change:
+                                Change::RegisterProbe {
+                                    probe_id, location, ..
+                                },
+                            ..
+                        },
+                    ..
                 } => {
-                    log.registered.insert(probe_id, (location, false));
+                    // The naive reference: threshold 1, every registration at once (the
+                    // governance rule itself is tested in `governance`).
+                    log.registered.insert(
+                        probe_id.to_string(),
+                        RegisteredProbe {
+                            location,
+                            registered_index: index,
+                            registered_at: clock,
+                            registered_by: "admin".into(),
+                            approved_by: vec!["admin".into()],
+                            revoked_at: None,
+                        },
+                    );
                 }
-                ProjectionInput::RevokeProbe { probe_id, .. } => {
-                    if let Some((_, revoked)) = log.registered.get_mut(&probe_id) {
-                        *revoked = true;
+                ProjectionInput::Governance {
+                    step:
+                        GovernanceStep::Propose {
+                            change: Change::RevokeProbe { probe_id, .. },
+                            ..
+                        },
+                    ..
+                } => {
+                    if let Some(probe) = log.registered.get_mut(probe_id.as_str()) {
+                        probe.revoked_at.get_or_insert(clock);
                     }
                 }
+                ProjectionInput::Governance { .. } | ProjectionInput::Genesis { .. } => {}
                 ProjectionInput::CancelMaintenance { maintenance_id, .. } => {
                     if let Some(window) = log
                         .maintenance
@@ -362,14 +393,11 @@ impl NaiveLog {
                     .filter(|observation| observation.probe_id == probe_id)
                     .max_by_key(|observation| (observation.observed_at, observation.index))
                     .unwrap();
-                let (location, revoked) =
-                    self.registered.get(&probe_id).cloned().unwrap_or_default();
                 ProbeSummary {
                     last_observed_at: latest.observed_at,
                     last_status: latest.status,
+                    registration: self.registered.get(&probe_id).cloned(),
                     probe_id,
-                    location,
-                    revoked,
                 }
             })
             .collect();
@@ -434,8 +462,11 @@ fn step_strategy() -> impl Strategy<Value = Step> {
 /// a log index gap (entries that are not projection inputs).
 fn history_strategy() -> impl Strategy<Value = Vec<ProjectionInput>> {
     prop::collection::vec((step_strategy(), -10i64..=30, 1u64..=2), 1..70).prop_map(|steps| {
-        let mut inputs = vec![define_input(0, 1_000, 0, Quorum::Majority, 45, 0.99)];
-        let (mut clock, mut index, mut scheduled) = (1_000i64, 0u64, 0usize);
+        let mut inputs = vec![
+            test_inputs::genesis(0, 1, &["admin"]),
+            define_input(1, 1_000, 0, Quorum::Majority, 45, 0.99),
+        ];
+        let (mut clock, mut index, mut scheduled) = (1_000i64, 1u64, 0usize);
         for (step, clock_move, index_gap) in steps {
             clock += clock_move;
             index += index_gap;
@@ -480,18 +511,19 @@ fn history_strategy() -> impl Strategy<Value = Vec<ProjectionInput>> {
                     received_at: clock,
                     maintenance_id: format!("m{}", which % (scheduled + 1)),
                 },
-                Step::Register { probe, location } => ProjectionInput::RegisterProbe {
-                    index,
-                    received_at: clock,
-                    probe_id: format!("p{probe}"),
-                    location: format!("city {location}"),
-                    registered_by: "admin".into(),
-                },
-                Step::Revoke { probe } => ProjectionInput::RevokeProbe {
-                    index,
-                    received_at: clock,
-                    probe_id: format!("p{probe}"),
-                },
+                Step::Register { probe, location } => {
+                    test_inputs::register(
+                        index,
+                        clock,
+                        "admin",
+                        &format!("p{probe}"),
+                        &format!("city {location}"),
+                    )
+                    .0
+                }
+                Step::Revoke { probe } => {
+                    test_inputs::revoke(index, clock, "admin", &format!("p{probe}")).0
+                }
             });
         }
         inputs

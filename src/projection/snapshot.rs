@@ -8,12 +8,12 @@
 //! check is rejected and the caller rebuilds from the log, which is always
 //! possible because the log is the only source of truth.
 //!
-//! # Format, version 2 (all integers little-endian)
+//! # Format, version 3 (all integers little-endian)
 //!
 //! ```text
 //! magic "ULPJ" | version u32 | body | checksum u64 (FNV-1a 64 of everything before it)
 //! body     = max_lateness_ms i64 | applied_index opt<u64> | latest_received_at opt<i64>
-//!            | count u64 | service* | count u64 | registered*
+//!            | count u64 | service* | count u64 | registered* | governance
 //! service  = count u64 | (received_at i64 | spec)*          -- definitions, at least one
 //!            | count u64 | probe*  | count u64 | maintenance*
 //! spec     = service_id str | name str | agency str | slo_target f64 | quorum | staleness_ms i64
@@ -22,9 +22,17 @@
 //!            | count u64 | (start i64 | end i64 | status u8)* | count u64 | observation*
 //! observation = observed_at i64 | status u8 (0 up, 1 down)
 //! maintenance = maintenance_id str | effective_start i64 | effective_end i64 | cancelled u8
-//! registered  = probe_id str | location str | registered_at i64 | registered_by str
-//!               | revoked_at opt<i64>
-//! str = length u32 | UTF-8 bytes;  opt<T> = 0u8 | 1u8 T
+//! registered  = probe_id str | location str | registered_index u64 | registered_at i64
+//!               | registered_by str | count u64 | approved_by str* | revoked_at opt<i64>
+//! governance  = threshold u32 | count u64 | admin* | count u64 | proposal*
+//! admin       = name str | public_key bytes | added opt<position>
+//!               | count u64 | added_by str* | revoked opt<position reason str>
+//! proposal    = proposer str | body bytes | signature bytes | proposed position
+//!               | count u64 | (approver str | position)* | in_force opt<position>
+//! position    = index u64 | received_at i64
+//! str = length u32 | UTF-8 bytes;  bytes = length u32 | bytes;  opt<T> = 0u8 | 1u8 T
+//!
+//! A proposal's change is decoded from its body, and its digest recomputed.
 //! ```
 //!
 //! Encoding is deterministic: equal projections encode to equal bytes.
@@ -38,10 +46,13 @@ use super::engine::{
 };
 use super::model::{Quorum, RegisteredProbe, ServiceSpec, Status};
 use super::runs::Run;
+use crate::crypto::PublicKey;
 use crate::domain::ServiceId;
+use crate::entry;
+use crate::governance::{self, AdminRecord, Change, Governance, Position, Proposal, Revocation};
 
 const MAGIC: &[u8; 4] = b"ULPJ";
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = MAGIC.len() + 4;
 const CHECKSUM_LEN: usize = 8;
 
@@ -110,10 +121,13 @@ impl Projection {
         for (probe_id, probe) in &self.registered_probes {
             writer.string(probe_id);
             writer.string(&probe.location);
+            writer.u64(probe.registered_index);
             writer.i64(probe.registered_at);
             writer.string(&probe.registered_by);
+            writer.strings(&probe.approved_by);
             writer.optional(probe.revoked_at, Writer::i64);
         }
+        writer.governance(&self.governance);
         let checksum = fnv1a64(&writer.bytes);
         writer.u64(checksum);
         writer.bytes
@@ -159,8 +173,10 @@ impl Projection {
             let probe_id = reader.string()?;
             let probe = RegisteredProbe {
                 location: reader.string()?,
+                registered_index: reader.u64()?,
                 registered_at: reader.i64()?,
                 registered_by: reader.string()?,
+                approved_by: reader.strings()?,
                 revoked_at: reader.optional(Reader::i64)?,
             };
             if registered_probes.insert(probe_id, probe).is_some() {
@@ -169,9 +185,10 @@ impl Projection {
                 ));
             }
         }
+        let governance = reader.governance()?;
         if !reader.bytes.is_empty() {
             return Err(DecodeError::Malformed(
-                "bytes after the registered probes".to_string(),
+                "bytes after the governance".to_string(),
             ));
         }
         let projection = Projection::from_parts(
@@ -180,6 +197,7 @@ impl Projection {
             latest_received_at,
             services,
             registered_probes,
+            governance,
         )
         .map_err(DecodeError::Malformed)?;
         projection
@@ -241,6 +259,51 @@ impl Writer {
                 self.u8(1);
                 write(self, value);
             }
+        }
+    }
+
+    fn bytes(&mut self, value: &[u8]) {
+        self.u32(value.len() as u32);
+        self.bytes.extend_from_slice(value);
+    }
+
+    fn strings(&mut self, values: &[String]) {
+        self.count(values.len());
+        for value in values {
+            self.string(value);
+        }
+    }
+
+    fn position(&mut self, position: Position) {
+        self.u64(position.index);
+        self.i64(position.received_at);
+    }
+
+    fn governance(&mut self, governance: &Governance) {
+        self.u32(governance.threshold());
+        self.count(governance.admins().len());
+        for admin in governance.admins() {
+            self.string(&admin.name);
+            self.bytes(admin.public_key.as_bytes());
+            self.optional(admin.added, Writer::position);
+            self.strings(&admin.added_by);
+            self.optional(admin.revoked.as_ref(), |writer, revocation| {
+                writer.position(revocation.at);
+                writer.string(&revocation.reason);
+            });
+        }
+        self.count(governance.proposals().len());
+        for proposal in governance.proposals() {
+            self.string(&proposal.proposer);
+            self.bytes(&proposal.body);
+            self.bytes(&proposal.signature);
+            self.position(proposal.proposed);
+            self.count(proposal.approvals.len());
+            for (approver, at) in &proposal.approvals {
+                self.string(approver);
+                self.position(*at);
+            }
+            self.optional(proposal.in_force, Writer::position);
         }
     }
 
@@ -336,6 +399,76 @@ impl<'a> Reader<'a> {
             1 => read(self).map(Some),
             tag => Err(DecodeError::Malformed(format!("option tag {tag}"))),
         }
+    }
+
+    fn byte_string(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let length = self.u32()? as usize;
+        Ok(self.take(length)?.to_vec())
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, DecodeError> {
+        let count = self.count(4)?;
+        (0..count).map(|_| self.string()).collect()
+    }
+
+    fn position(&mut self) -> Result<Position, DecodeError> {
+        Ok(Position {
+            index: self.u64()?,
+            received_at: self.i64()?,
+        })
+    }
+
+    fn governance(&mut self) -> Result<Governance, DecodeError> {
+        let threshold = self.u32()?;
+        let admin_count = self.count(15)?;
+        let mut admins = Vec::with_capacity(admin_count);
+        for _ in 0..admin_count {
+            let name = self.string()?;
+            let public_key = PublicKey::from_bytes(&self.byte_string()?)
+                .map_err(|weak| DecodeError::Malformed(format!("admin key {name:?}: {weak}")))?;
+            admins.push(AdminRecord {
+                name,
+                public_key,
+                added: self.optional(Reader::position)?,
+                added_by: self.strings()?,
+                revoked: self.optional(|reader| {
+                    Ok(Revocation {
+                        at: reader.position()?,
+                        reason: reader.string()?,
+                    })
+                })?,
+            });
+        }
+        let proposal_count = self.count(45)?;
+        let mut proposals = Vec::with_capacity(proposal_count);
+        for _ in 0..proposal_count {
+            let proposer = self.string()?;
+            let body = self.byte_string()?;
+            let signature = self.byte_string()?;
+            let change = entry::decode_command(&body)
+                .ok()
+                .and_then(|command| Change::of(&command.command))
+                .ok_or_else(|| {
+                    DecodeError::Malformed("a proposal's body is not a gated command".to_string())
+                })?;
+            let proposed = self.position()?;
+            let approval_count = self.count(20)?;
+            let mut approvals = Vec::with_capacity(approval_count);
+            for _ in 0..approval_count {
+                approvals.push((self.string()?, self.position()?));
+            }
+            proposals.push(Proposal {
+                digest: governance::digest(&body),
+                proposer,
+                body,
+                signature,
+                change,
+                proposed,
+                approvals,
+                in_force: self.optional(Reader::position)?,
+            });
+        }
+        Governance::from_parts(threshold, admins, proposals).map_err(DecodeError::Malformed)
     }
 
     fn status(&mut self) -> Result<Status, DecodeError> {
@@ -460,17 +593,19 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::model::ProjectionInput;
+    use super::super::test_inputs;
     use super::*;
 
     fn sample_projection() -> Projection {
         let mut projection = Projection::new(ProjectionConfig::default());
-        projection.apply(ProjectionInput::RegisterProbe {
-            index: 0,
-            received_at: 0,
-            probe_id: "probe-a".to_string(),
-            location: "Nairobi".to_string(),
-            registered_by: "admin".to_string(),
-        });
+        projection.apply(test_inputs::genesis(0, 2, &["admin", "ops", "gone"]));
+        // probe-a: proposed by admin, approved by ops; a pending proposal for probe-c, with
+        // an approval from a key revoked afterwards.
+        let (register, digest) = test_inputs::register(1, 0, "admin", "probe-a", "Nairobi");
+        projection.apply(register);
+        projection.apply(test_inputs::approve(2, 0, "ops", digest));
+        let (register, _) = test_inputs::register(3, 0, "gone", "probe-c", "Mombasa");
+        projection.apply(register);
         let spec = ServiceSpec {
             service_id: ServiceId::parse("passports").unwrap(),
             name: "Passport applications".to_string(),
@@ -480,11 +615,11 @@ mod tests {
             staleness: Duration::from_secs(90),
         };
         projection.apply(ProjectionInput::DefineService {
-            index: 1,
+            index: 4,
             received_at: 0,
             spec,
         });
-        for (index, observed_at) in (2..40).zip((0..).step_by(10_000)) {
+        for (index, observed_at) in (3..40).zip((0..).step_by(10_000)) {
             let status = if (100_000..200_000).contains(&observed_at) {
                 Status::Down
             } else {
@@ -509,11 +644,20 @@ mod tests {
             start: 400_000,
             end: 500_000,
         });
-        projection.apply(ProjectionInput::RevokeProbe {
-            index: 101,
-            received_at: 390_000,
-            probe_id: "probe-a".to_string(),
-        });
+        let (revoke_admin, digest) = test_inputs::revoke_admin(101, 390_000, "admin", "gone");
+        projection.apply(revoke_admin);
+        projection.apply(test_inputs::approve(102, 390_000, "ops", digest));
+        let (revoke, digest) = test_inputs::revoke(103, 390_000, "admin", "probe-a");
+        projection.apply(revoke);
+        projection.apply(test_inputs::approve(104, 390_000, "ops", digest));
+        assert_eq!(projection.governance().proposals().len(), 4);
+        assert!(projection
+            .registered_probes()
+            .next()
+            .unwrap()
+            .1
+            .revoked_at
+            .is_some());
         projection
     }
 
@@ -535,10 +679,22 @@ mod tests {
         );
         let probes = decoded.probes_for("passports").unwrap();
         assert_eq!(probes, projection.probes_for("passports").unwrap());
+        let registration = probes[0].registration.as_ref().unwrap();
         assert_eq!(
-            (probes[0].location.as_str(), probes[0].revoked),
-            ("Nairobi", true)
+            (
+                registration.location.as_str(),
+                registration.registered_index,
+                registration.approved_by.as_slice(),
+                registration.revoked_at.is_some()
+            ),
+            (
+                "Nairobi",
+                2,
+                ["admin".to_string(), "ops".to_string()].as_slice(),
+                true
+            )
         );
+        assert_eq!(decoded.governance(), projection.governance());
         assert_eq!(
             Projection::decode(&Projection::new(ProjectionConfig::default()).encode())
                 .unwrap()

@@ -4,6 +4,7 @@
 
 use crate::domain::{duration_millis, Command, Genesis};
 use crate::entry::{DecodedEntry, Payload, ProjectionEntry};
+use crate::governance::Step;
 use crate::projection::{ProjectionConfig, ProjectionInput};
 
 /// What the projection needs from the genesis.
@@ -13,13 +14,16 @@ pub fn projection_config(genesis: &Genesis) -> ProjectionConfig {
     }
 }
 
-/// The projection input of an entry, or `None` for the genesis, which does not affect
-/// projections.
+/// The projection input of an entry, or `None` when the entry does not affect projections.
 pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
     let index = entry.index;
     let received_at = entry.received_at;
     match &entry.payload {
-        Payload::Genesis(_) => None,
+        Payload::Genesis(genesis) => Some(ProjectionInput::Genesis {
+            index,
+            received_at,
+            genesis: Box::new(genesis.clone()),
+        }),
         Payload::Observation { observation, .. } => Some(ProjectionInput::Observation {
             index,
             received_at,
@@ -29,49 +33,53 @@ pub fn projection_input(entry: &DecodedEntry) -> Option<ProjectionInput> {
             status: observation.status,
         }),
         Payload::Command {
-            command, signer, ..
-        } => match &command.command {
-            Command::DefineService(spec) => Some(ProjectionInput::DefineService {
-                index,
-                received_at,
-                spec: spec.clone(),
-            }),
-            Command::ScheduleMaintenance {
-                maintenance_id,
-                service_id,
-                start,
-                end,
-                ..
-            } => Some(ProjectionInput::ScheduleMaintenance {
-                index,
-                received_at,
-                maintenance_id: maintenance_id.to_string(),
-                service_id: service_id.to_string(),
-                start: *start,
-                end: *end,
-            }),
-            Command::CancelMaintenance { maintenance_id } => {
-                Some(ProjectionInput::CancelMaintenance {
+            command,
+            signer,
+            body,
+            signature,
+        } => {
+            if let Some(step) = Step::of(signer, body, signature, &command.command) {
+                return Some(ProjectionInput::Governance {
+                    index,
+                    received_at,
+                    step,
+                });
+            }
+            match &command.command {
+                Command::DefineService(spec) => Some(ProjectionInput::DefineService {
+                    index,
+                    received_at,
+                    spec: spec.clone(),
+                }),
+                Command::ScheduleMaintenance {
+                    maintenance_id,
+                    service_id,
+                    start,
+                    end,
+                    ..
+                } => Some(ProjectionInput::ScheduleMaintenance {
                     index,
                     received_at,
                     maintenance_id: maintenance_id.to_string(),
-                })
+                    service_id: service_id.to_string(),
+                    start: *start,
+                    end: *end,
+                }),
+                Command::CancelMaintenance { maintenance_id } => {
+                    Some(ProjectionInput::CancelMaintenance {
+                        index,
+                        received_at,
+                        maintenance_id: maintenance_id.to_string(),
+                    })
+                }
+                // Steps of the governance, made above.
+                Command::RegisterProbe { .. }
+                | Command::RevokeProbe { .. }
+                | Command::AddAdminKey(_)
+                | Command::RevokeAdminKey { .. }
+                | Command::ApproveCommand { .. } => None,
             }
-            Command::RegisterProbe {
-                probe_id, location, ..
-            } => Some(ProjectionInput::RegisterProbe {
-                index,
-                received_at,
-                probe_id: probe_id.to_string(),
-                location: location.clone(),
-                registered_by: signer.clone(),
-            }),
-            Command::RevokeProbe { probe_id, .. } => Some(ProjectionInput::RevokeProbe {
-                index,
-                received_at,
-                probe_id: probe_id.to_string(),
-            }),
-        },
+        }
     }
 }
 

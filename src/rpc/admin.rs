@@ -28,12 +28,21 @@ impl AdminService for AdminApi {
             .apply(signed.signer, signed.body, signed.signature)
             .await
             .map_err(status::apply_error)?;
-        let (index, duplicate) = match outcome {
-            CommandOutcome::Applied { index } => (index, false),
-            CommandOutcome::AlreadyApplied { index } => (index, true),
+        let (index, duplicate, proposal) = match outcome {
+            CommandOutcome::Applied { index, proposal } => (index, false, proposal),
+            CommandOutcome::AlreadyApplied { index, proposal } => (index, true, proposal),
             CommandOutcome::Refused(refusal) => return Err(status::apply_error(refusal.into())),
         };
         tracing::info!(index, duplicate, "admin command applied");
-        Ok(Response::new(pb::ApplyResponse { index, duplicate }))
+        Ok(Response::new(pb::ApplyResponse {
+            index,
+            duplicate,
+            proposal: proposal.map(|progress| pb::ProposalProgress {
+                digest: progress.digest.to_vec(),
+                approvals: progress.approvals,
+                threshold: progress.threshold,
+                in_force: progress.in_force,
+            }),
+        }))
     }
 }

@@ -122,9 +122,24 @@ pub fn probe_report(probe: crate::projection::ProbeSummary) -> pb::ProbeReport {
             crate::domain::Status::Down => pb::Status::Down,
         } as i32,
         last_observed_at: Some(crate::entry::millis_timestamp(probe.last_observed_at)),
-        location: probe.location,
-        revoked: probe.revoked,
         probe_id: probe.probe_id,
+        ..registration(probe.registration)
+    }
+}
+
+/// A probe report's registration fields.
+fn registration(registration: Option<crate::projection::RegisteredProbe>) -> pb::ProbeReport {
+    match registration {
+        None => pb::ProbeReport::default(),
+        Some(registered) => pb::ProbeReport {
+            location: registered.location,
+            revoked: registered.revoked_at.is_some(),
+            registered_index: registered.registered_index,
+            registered_at: Some(crate::entry::millis_timestamp(registered.registered_at)),
+            registered_by: registered.registered_by,
+            approved_by: registered.approved_by,
+            ..Default::default()
+        },
     }
 }
 
@@ -189,5 +204,57 @@ pub fn state_change(
             tree_size: change.tree_size,
             checkpoint: checkpoint.unwrap_or_default(),
         }),
+    }
+}
+
+fn log_position(position: crate::governance::Position) -> pb::LogPosition {
+    pb::LogPosition {
+        index: position.index,
+        received_at: Some(crate::entry::millis_timestamp(position.received_at)),
+    }
+}
+
+pub fn admin_key(admin: &crate::governance::AdminRecord) -> pb::AdminKeyRecord {
+    pb::AdminKeyRecord {
+        name: admin.name.clone(),
+        public_key: admin.public_key.to_bytes().to_vec(),
+        added: admin.added.map(log_position),
+        added_by: admin.added_by.clone(),
+        revoked: admin.revoked.as_ref().map(|r| log_position(r.at)),
+        revoke_reason: admin
+            .revoked
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+pub fn proposal(proposal: crate::governance::ProposalStatus) -> pb::Proposal {
+    use crate::governance::ProposalState;
+    pb::Proposal {
+        digest: proposal.digest.to_vec(),
+        command: Some(pb::SignedCommand {
+            signer: proposal.proposer,
+            body: proposal.body,
+            signature: proposal.signature,
+        }),
+        proposed: Some(log_position(proposal.proposed)),
+        approvals: proposal
+            .signers
+            .into_iter()
+            .map(|signer| pb::Approval {
+                admin: signer.admin,
+                at: Some(log_position(signer.at)),
+                counts: signer.counts,
+            })
+            .collect(),
+        state: match proposal.state {
+            ProposalState::Pending => pb::ProposalState::Pending,
+            ProposalState::InForce => pb::ProposalState::InForce,
+            ProposalState::Lapsed => pb::ProposalState::Lapsed,
+        } as i32,
+        in_force: proposal.in_force.map(log_position),
+        expires_at: Some(crate::entry::millis_timestamp(proposal.expires_at)),
+        approvals_needed: proposal.approvals_needed,
     }
 }

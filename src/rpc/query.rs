@@ -153,6 +153,45 @@ impl QueryService for QueryApi {
         }))
     }
 
+    async fn list_admin_keys(
+        &self,
+        request: Request<pb::ListAdminKeysRequest>,
+    ) -> Result<Response<pb::ListAdminKeysResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .with_prefix(request.tree_size, move |published| {
+                let governance = published.projection.governance();
+                Ok(pb::ListAdminKeysResponse {
+                    keys: governance.admins().iter().map(convert::admin_key).collect(),
+                    threshold: governance.threshold(),
+                    prefix: prefix(published),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_proposals(
+        &self,
+        request: Request<pb::ListProposalsRequest>,
+    ) -> Result<Response<pb::ListProposalsResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .with_prefix(request.tree_size, move |published| {
+                let governance = published.projection.governance();
+                Ok(pb::ListProposalsResponse {
+                    proposals: query::proposals(published, request.pending_only)
+                        .into_iter()
+                        .map(convert::proposal)
+                        .collect(),
+                    threshold: governance.threshold(),
+                    prefix: prefix(published),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
     type WatchStatesStream = StateStream;
 
     async fn watch_states(

@@ -22,7 +22,9 @@ pub fn apply_error(error: ApplyError) -> Status {
     let code = match &error {
         ApplyError::Invalid(_) => Code::InvalidArgument,
         ApplyError::BadSignature(_) => Code::Unauthenticated,
-        ApplyError::Refused(CommandRefusal::UnknownSigner(_)) => Code::PermissionDenied,
+        ApplyError::Refused(
+            CommandRefusal::UnknownSigner(_) | CommandRefusal::RevokedSigner { .. },
+        ) => Code::PermissionDenied,
         ApplyError::Refused(CommandRefusal::StaleSeq { .. } | CommandRefusal::Conflict(_)) => {
             Code::FailedPrecondition
         }

@@ -501,7 +501,17 @@ pub async fn check_projection_equals_replay(channel: &Channel, context: &str) {
                             .probes_for(service_id)
                             .unwrap()
                             .into_iter()
-                            .map(|p| (p.probe_id, p.location, p.revoked, p.last_observed_at))
+                            .map(|p| {
+                                let location = p.registration.as_ref().map(|r| r.location.clone());
+                                let revoked =
+                                    p.registration.is_some_and(|r| r.revoked_at.is_some());
+                                (
+                                    p.probe_id,
+                                    location.unwrap_or_default(),
+                                    revoked,
+                                    p.last_observed_at,
+                                )
+                            })
                             .collect(),
                     };
                     assert_eq!(

@@ -427,6 +427,8 @@ fn open_with(
             }]),
             max_lateness,
             max_skew: None,
+            admin_threshold: None,
+            previous_log: None,
         },
         checkpoint_interval: Duration::from_millis(50),
         clock,

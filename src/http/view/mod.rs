@@ -145,8 +145,20 @@ pub fn service_page(
                 age if age < 1000 => "just now".into(),
                 age => format!("{} ago", human_duration(age)),
             },
-            location: probe.location,
-            revoked: probe.revoked,
+            location: probe
+                .registration
+                .as_ref()
+                .map(|r| r.location.clone())
+                .unwrap_or_default(),
+            revoked: probe
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.revoked_at.is_some()),
+            registered: probe.registration.map(|r| Registration {
+                at: time_view(r.registered_at),
+                by: r.registered_by,
+                approved_by: r.approved_by.into_iter().skip(1).collect(),
+            }),
             probe_id: probe.probe_id,
         })
         .collect();

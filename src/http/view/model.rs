@@ -156,6 +156,16 @@ pub struct ProbeRow {
     pub last_observed_at: TimeView,
     pub age: String,
     pub revoked: bool,
+    pub registered: Option<Registration>,
+}
+
+/// When a probe's registration took effect, who proposed it and who approved it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub at: TimeView,
+    pub by: String,
+    /// The approvers after the proposer (empty when one signature sufficed).
+    pub approved_by: Vec<String>,
 }
 
 /// One service's page over a chosen window.

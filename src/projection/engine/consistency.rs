@@ -65,11 +65,13 @@ impl Projection {
         latest_received_at: Option<i64>,
         services: Vec<ServiceTrack>,
         registered_probes: BTreeMap<String, RegisteredProbe>,
+        governance: crate::governance::Governance,
     ) -> Result<Projection, String> {
         let mut projection = Projection::new(config);
         projection.applied_index = applied_index;
         projection.latest_received_at = latest_received_at;
         projection.registered_probes = registered_probes;
+        projection.governance = governance;
         for (position, service) in services.iter().enumerate() {
             let service_id = &service
                 .definitions

@@ -54,6 +54,7 @@ use super::model::{
 };
 use super::runs::{self, Run};
 use super::semantics::{self, StateMeasures};
+use crate::governance::{Change, Effect, Governance, Position};
 use tracks::Rollup;
 pub(super) use tracks::{
     Definition, MaintenanceWindow, ProbeTrack, RetainedObservation, ServiceTrack,
@@ -95,6 +96,8 @@ pub struct Projection {
     pub(super) maintenance_positions: HashMap<String, MaintenancePosition>,
     /// Every probe the prefix registered, by probe id.
     pub(super) registered_probes: BTreeMap<String, RegisteredProbe>,
+    /// The admin keys and proposals of the prefix.
+    pub(super) governance: Governance,
 }
 
 /// Where a maintenance window lives: `services[service].maintenance[window]`.
@@ -117,6 +120,7 @@ impl Projection {
             service_positions: HashMap::new(),
             maintenance_positions: HashMap::new(),
             registered_probes: BTreeMap::new(),
+            governance: Governance::empty(1),
         }
     }
 
@@ -176,28 +180,60 @@ impl Projection {
             ProjectionInput::CancelMaintenance { maintenance_id, .. } => {
                 self.cancel_maintenance(received_at, &maintenance_id)
             }
-            ProjectionInput::RegisterProbe {
-                probe_id,
-                location,
-                registered_by,
-                ..
+            ProjectionInput::Genesis { genesis, .. } => {
+                self.governance = Governance::new(&genesis);
+            }
+            ProjectionInput::Governance { step, .. } => {
+                let at = Position { index, received_at };
+                if let Some(Effect::InForce {
+                    change,
+                    proposer,
+                    approved_by,
+                    ..
+                }) = self.governance.apply(at, step)
+                {
+                    self.apply_probe_change(at, change, proposer, approved_by);
+                }
+            }
+        }
+    }
+
+    /// A probe registration or revocation that took effect at `at`.
+    fn apply_probe_change(
+        &mut self,
+        at: Position,
+        change: Change,
+        proposer: String,
+        approved_by: Vec<String>,
+    ) {
+        match change {
+            Change::RegisterProbe {
+                probe_id, location, ..
             } => {
                 self.registered_probes.insert(
-                    probe_id,
+                    probe_id.into_string(),
                     RegisteredProbe {
                         location,
-                        registered_at: received_at,
-                        registered_by,
+                        registered_index: at.index,
+                        registered_at: at.received_at,
+                        registered_by: proposer,
+                        approved_by,
                         revoked_at: None,
                     },
                 );
             }
-            ProjectionInput::RevokeProbe { probe_id, .. } => {
-                if let Some(probe) = self.registered_probes.get_mut(&probe_id) {
-                    probe.revoked_at.get_or_insert(received_at);
+            Change::RevokeProbe { probe_id, .. } => {
+                if let Some(probe) = self.registered_probes.get_mut(probe_id.as_str()) {
+                    probe.revoked_at.get_or_insert(at.received_at);
                 }
             }
+            Change::AddAdminKey(_) | Change::RevokeAdminKey { .. } => {}
         }
+    }
+
+    /// The admin keys and proposals of the prefix.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
     }
 
     /// Records that the log entry at `index` has no effect on projections
@@ -241,8 +277,7 @@ impl Projection {
                         probe_id: probe_id.clone(),
                         last_observed_at: latest.observed_at,
                         last_status: latest.status,
-                        location: registered.map(|r| r.location.clone()).unwrap_or_default(),
-                        revoked: registered.is_some_and(|r| r.revoked_at.is_some()),
+                        registration: registered.cloned(),
                     })
                 })
                 .collect(),

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::ServiceId;
 use crate::projection::model::Quorum;
+use crate::projection::test_inputs;
 use std::time::Duration;
 
 const SECOND: i64 = 1_000;
@@ -22,8 +23,10 @@ impl Ledger {
     }
 
     fn with_max_lateness(max_lateness_ms: i64) -> Ledger {
+        let mut projection = Projection::new(ProjectionConfig { max_lateness_ms });
+        projection.apply(test_inputs::genesis(0, 1, &["admin"]));
         Ledger {
-            projection: Projection::new(ProjectionConfig { max_lateness_ms }),
+            projection,
             next_index: 1,
         }
     }
@@ -398,13 +401,9 @@ fn late_observation_splits_a_run() {
 fn the_probe_directory_is_the_one_of_the_prefix() {
     let mut ledger = Ledger::new();
     let index = ledger.index();
-    ledger.projection.apply(ProjectionInput::RegisterProbe {
-        index,
-        received_at: 0,
-        probe_id: "p1".into(),
-        location: "Mombasa".into(),
-        registered_by: "admin".into(),
-    });
+    ledger
+        .projection
+        .apply(test_inputs::register(index, 0, "admin", "p1", "Mombasa").0);
     ledger.define(0, "svc", Quorum::Any, 30 * SECOND, 0.99);
     ledger.observe(SECOND, "p1", "svc", SECOND, Status::Up);
     ledger.observe(SECOND, "p2", "svc", SECOND, Status::Up);
@@ -412,17 +411,25 @@ fn the_probe_directory_is_the_one_of_the_prefix() {
     assert_eq!(
         before
             .iter()
-            .map(|p| (p.probe_id.as_str(), p.location.as_str(), p.revoked))
+            .map(|p| (
+                p.probe_id.as_str(),
+                p.registration.as_ref().map(|r| r.location.as_str()),
+                p.registration.as_ref().and_then(|r| r.revoked_at)
+            ))
             .collect::<Vec<_>>(),
-        [("p1", "Mombasa", false), ("p2", "", false)]
+        [("p1", Some("Mombasa"), None), ("p2", None, None)]
     );
     let index = ledger.index();
-    ledger.projection.apply(ProjectionInput::RevokeProbe {
-        index,
-        received_at: 2 * SECOND,
-        probe_id: "p1".into(),
-    });
-    assert!(ledger.projection.probes_for("svc").unwrap()[0].revoked);
+    ledger
+        .projection
+        .apply(test_inputs::revoke(index, 2 * SECOND, "admin", "p1").0);
+    let summaries = ledger.projection.probes_for("svc").unwrap();
+    assert!(summaries[0]
+        .registration
+        .as_ref()
+        .unwrap()
+        .revoked_at
+        .is_some());
     let (probe_id, registered) = ledger.projection.registered_probes().next().unwrap();
     assert_eq!(
         (
