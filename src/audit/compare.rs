@@ -2,7 +2,8 @@
 //! field, and a checkpoint saved earlier against the latest one.
 
 use super::{AuditError, LogPrefix};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, NoteVerifier};
+use crate::domain::PreviousLog;
 use crate::domain::{format_millis, Millis};
 use crate::merkle::{self, Hash};
 use crate::projection::{AvailabilityReport, Incident};
@@ -175,4 +176,73 @@ pub fn check_consistency(
         latest: latest.tree_size,
         detail: e.to_string(),
     })
+}
+
+/// Checks that the log a genesis says it continues is the one the auditor pinned, and that
+/// the new log starts exactly where the previous one ended: `last` is the previous log's
+/// latest checkpoint (verified with `pinned`), and it must be the one the genesis names.
+pub fn check_succession(
+    previous: Option<&PreviousLog>,
+    pinned: &NoteVerifier,
+    last: &Checkpoint,
+) -> Result<(), AuditError> {
+    let previous = previous.ok_or(AuditError::NoPreviousLog)?;
+    let claimed = format!(
+        "{} (key {}) at tree size {} with root {}",
+        previous.origin,
+        hex::encode(previous.ledger_public_key.as_bytes()),
+        previous.tree_size,
+        hex::encode(previous.root_hash)
+    );
+    let broken = |actual: String| AuditError::BrokenChain {
+        claimed: claimed.clone(),
+        actual,
+    };
+    if previous.origin != pinned.name() || &previous.ledger_public_key != pinned.public_key() {
+        return Err(broken(format!(
+            "pinned by the auditor is {} (key {})",
+            pinned.name(),
+            hex::encode(pinned.public_key().as_bytes())
+        )));
+    }
+    if previous.tree_size != last.tree_size || previous.root_hash != last.root_hash {
+        return Err(broken(format!(
+            "ends at tree size {} with root {}{}",
+            last.tree_size,
+            hex::encode(last.root_hash),
+            if last.tree_size > previous.tree_size {
+                " (it grew after the new log started)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// Compares the server's admin keys or proposals with the recomputed ones, item by item
+/// (`what` names the list; items are compared in their wire form, named by `name`).
+pub fn compare_governance<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    served: &[T],
+    recomputed: &[T],
+    name: impl Fn(&T) -> String,
+) -> Result<(), AuditError> {
+    for (index, (served, ours)) in served.iter().zip(recomputed).enumerate() {
+        if served != ours {
+            return Err(AuditError::GovernanceMismatch {
+                what: format!("{what} #{index} ({})", name(ours)),
+                served: format!("{served:?}"),
+                recomputed: format!("{ours:?}"),
+            });
+        }
+    }
+    if served.len() != recomputed.len() {
+        return Err(AuditError::GovernanceMismatch {
+            what: format!("number of {what}"),
+            served: served.len().to_string(),
+            recomputed: recomputed.len().to_string(),
+        });
+    }
+    Ok(())
 }

@@ -15,7 +15,10 @@
 mod compare;
 mod prefix;
 
-pub use compare::{check_consistency, compare_incidents, compare_prefix, compare_report};
+pub use compare::{
+    check_consistency, check_succession, compare_governance, compare_incidents, compare_prefix,
+    compare_report,
+};
 pub use prefix::{audit_prefix, PrefixAudit, AUDIT_CHUNK};
 
 use crate::domain::{Genesis, Millis, RejectReason};
@@ -77,6 +80,18 @@ pub enum AuditError {
         served: String,
         recomputed: String,
     },
+    #[error("the server's {what} differs from the log's: the server answers {served}, but the log gives {recomputed}")]
+    GovernanceMismatch {
+        what: String,
+        served: String,
+        recomputed: String,
+    },
+    #[error(
+        "the audited log's genesis names no previous log, but a previous verifier key was given"
+    )]
+    NoPreviousLog,
+    #[error("the genesis says this log continues {claimed}, but the previous log {actual}: the chain is broken or forged")]
+    BrokenChain { claimed: String, actual: String },
     #[error("the checkpoint saved earlier (tree size {saved}) is ahead of the ledger's latest (tree size {latest}): the log was rolled back or forked")]
     RolledBack { saved: u64, latest: u64 },
     #[error("the ledger's checkpoint at tree size {latest} is not consistent with the one saved earlier at tree size {saved}: {detail}; the log was rewritten or forked")]

@@ -45,6 +45,14 @@ pub struct AuditArgs {
     services: Vec<String>,
     #[arg(long, default_value = "last-30d", help = super::WINDOW_HELP)]
     window: WindowSpec,
+    /// The checkpoint key of the log this one continues (after a key rotation): the
+    /// previous log is audited too, and its last checkpoint must be the one the new
+    /// genesis names.
+    #[arg(long, requires = "previous_ledger")]
+    previous_verifier_key: Option<String>,
+    /// The gRPC address of the ledger serving the previous log.
+    #[arg(long, requires = "previous_verifier_key")]
+    previous_ledger: Option<String>,
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
@@ -52,17 +60,53 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         .verifier_key
         .parse()
         .context("--verifier-key is not a verifier key")?;
+    let previous = match (&args.previous_verifier_key, &args.previous_ledger) {
+        (Some(key), Some(ledger)) => Some((
+            key.parse::<NoteVerifier>()
+                .context("--previous-verifier-key is not a verifier key")?,
+            ledger.clone(),
+        )),
+        _ => None,
+    };
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
-    audit_ledger(channel, &verifier, &args)
+    let audited = audit_ledger(channel, &verifier, &args)
         .await
-        .context("audit failed")
+        .context("audit failed")?;
+    if let Some((previous_verifier, previous_ledger)) = previous {
+        audit_previous_log(&audited, &previous_verifier, &previous_ledger, &args)
+            .await
+            .context("audit of the previous log failed")?;
+    }
+    Ok(())
+}
+
+/// Audits the log the audited one continues, and checks that the new genesis names its
+/// last checkpoint.
+async fn audit_previous_log(
+    audited: &AuditedPrefix,
+    verifier: &NoteVerifier,
+    ledger: &str,
+    args: &AuditArgs,
+) -> anyhow::Result<()> {
+    let channel = super::connect_reader(ledger, &args.tls, &args.token).await?;
+    let mut log = LogServiceClient::new(channel);
+    let (checkpoint, _) = client::fetch_checkpoint(&mut log, verifier).await?;
+    download_and_audit(&mut log, &checkpoint, verifier).await?;
+    audit::check_succession(audited.genesis.previous_log.as_ref(), verifier, &checkpoint)?;
+    println!(
+        "previous log {} audited: {} entries, and its last checkpoint (root {}) is the one this log's genesis continues",
+        checkpoint.origin,
+        checkpoint.tree_size,
+        hex::encode(checkpoint.root_hash)
+    );
+    Ok(())
 }
 
 async fn audit_ledger(
     channel: LedgerChannel,
     verifier: &NoteVerifier,
     args: &AuditArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AuditedPrefix> {
     let mut log = LogServiceClient::new(channel.clone());
     let (checkpoint, note) = client::fetch_checkpoint(&mut log, verifier).await?;
 
@@ -88,6 +132,7 @@ async fn audit_ledger(
     let (start, end) =
         window::resolve(&args.window, audited.as_of).map_err(|e| anyhow!("--window: {e}"))?;
     let mut query = QueryServiceClient::new(channel);
+    let (keys, proposals) = compare_governance(&mut query, &audited, &prefix).await?;
     for service_id in &services {
         compare_service(
             &mut query,
@@ -119,6 +164,10 @@ async fn audit_ledger(
         uptime_ledger::domain::format_millis(end),
         checkpoint.tree_size
     );
+    println!(
+        "  admin keys: {keys}, proposals: {proposals} (approval threshold {}); who proposed and approved what equals the server's answers",
+        audited.projection.governance().threshold()
+    );
     if let Some(path) = &args.since {
         save_checkpoint(path, &note)?;
         match &saved {
@@ -133,7 +182,76 @@ async fn audit_ledger(
             ),
         }
     }
-    Ok(())
+    Ok(audited)
+}
+
+/// Asks the server for the admin keys and every proposal at the audited tree size and
+/// compares them with the recomputed ones; answers how many of each there are.
+async fn compare_governance(
+    query: &mut QueryServiceClient<LedgerChannel>,
+    audited: &AuditedPrefix,
+    prefix: &LogPrefix,
+) -> anyhow::Result<(usize, usize)> {
+    let rpc_error =
+        |rpc: &str, status: tonic::Status| anyhow!("{rpc} failed: {}", super::rpc_failure(&status));
+    let served_keys = query
+        .list_admin_keys(pb::ListAdminKeysRequest {
+            tree_size: prefix.tree_size,
+        })
+        .await
+        .map_err(|status| rpc_error("ListAdminKeys", status))?
+        .into_inner();
+    let served_proposals = query
+        .list_proposals(pb::ListProposalsRequest {
+            tree_size: prefix.tree_size,
+            pending_only: false,
+        })
+        .await
+        .map_err(|status| rpc_error("ListProposals", status))?
+        .into_inner();
+    for (answer, served) in [
+        ("admin key list's", served_keys.prefix.clone()),
+        ("proposal list's", served_proposals.prefix.clone()),
+    ] {
+        let served = served.unwrap_or_default();
+        audit::compare_prefix(
+            "(governance)",
+            answer,
+            &LogPrefix {
+                tree_size: served.tree_size,
+                checkpoint: served.checkpoint,
+            },
+            prefix,
+        )?;
+    }
+    let governance = audited.projection.governance();
+    let thresholds = [
+        ("admin key list's threshold", served_keys.threshold),
+        ("proposal list's threshold", served_proposals.threshold),
+    ];
+    for (what, served) in thresholds {
+        audit::compare_governance(what, &[served], &[governance.threshold()], u32::to_string)?;
+    }
+    let keys: Vec<_> = governance
+        .admins()
+        .iter()
+        .map(uptime_ledger::rpc::admin_key_to_pb)
+        .collect();
+    audit::compare_governance("admin keys", &served_keys.keys, &keys, |key| {
+        key.name.clone()
+    })?;
+    let proposals: Vec<_> = governance
+        .proposal_statuses(audited.as_of)
+        .into_iter()
+        .map(uptime_ledger::rpc::proposal_to_pb)
+        .collect();
+    audit::compare_governance(
+        "proposals",
+        &served_proposals.proposals,
+        &proposals,
+        |proposal| hex::encode(&proposal.digest),
+    )?;
+    Ok((keys.len(), proposals.len()))
 }
 
 /// Downloads the prefix the checkpoint signs and audits it ([`client::download_and_audit`]),

@@ -13,6 +13,7 @@ use super::params::WindowParams;
 use super::HttpState;
 use crate::domain::format_millis;
 use crate::domain::{Quorum, Status};
+use crate::governance::{AdminRecord, ProposalStatus};
 use crate::projection::{
     self, Incident, Interval, Maintenance, ProbeSummary, State as ServiceState,
 };
@@ -246,6 +247,72 @@ pub async fn timeline(
         checkpoint: published.checkpoint.clone(),
         service_id,
     }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminKeysResponse {
+    pub keys: Vec<AdminRecord>,
+    /// How many distinct admin keys a change of who may write needs.
+    pub threshold: u32,
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProposalsResponse {
+    pub proposals: Vec<ProposalStatus>,
+    pub threshold: u32,
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProposalParams {
+    pub tree_size: Option<u64>,
+    /// Only the pending proposals.
+    #[serde(default)]
+    pub pending: bool,
+}
+
+/// `GET /api/v1/admin-keys[?tree_size=N]`: every admin key the prefix named, with who
+/// added and revoked it.
+pub async fn admin_keys(
+    State(state): State<HttpState>,
+    params: Result<Query<CheckpointParams>, QueryRejection>,
+) -> Result<Json<AdminKeysResponse>, ApiError> {
+    let Query(params) = params.map_err(bad_query)?;
+    let response = state
+        .at_prefix(params.tree_size, move |published| {
+            let governance = published.projection.governance();
+            Ok(AdminKeysResponse {
+                keys: governance.admins().to_vec(),
+                threshold: governance.threshold(),
+                tree_size: published.tree_size,
+                checkpoint: published.checkpoint.clone(),
+            })
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// `GET /api/v1/proposals[?pending=true][&tree_size=N]`: who proposed and who approved
+/// each change of who may write.
+pub async fn proposals(
+    State(state): State<HttpState>,
+    params: Result<Query<ProposalParams>, QueryRejection>,
+) -> Result<Json<ProposalsResponse>, ApiError> {
+    let Query(params) = params.map_err(bad_query)?;
+    let response = state
+        .at_prefix(params.tree_size, move |published| {
+            Ok(ProposalsResponse {
+                proposals: query::proposals(published, params.pending),
+                threshold: published.projection.governance().threshold(),
+                tree_size: published.tree_size,
+                checkpoint: published.checkpoint.clone(),
+            })
+        })
+        .await?;
+    Ok(Json(response))
 }
 
 /// `GET /api/v1/checkpoint[?tree_size=N]`: the latest signed checkpoint, or the one signed

@@ -218,6 +218,8 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         )
         .route("/api/v1/services/{service_id}/timeline", get(api::timeline))
         .route("/api/v1/checkpoint", get(api::checkpoint))
+        .route("/api/v1/admin-keys", get(api::admin_keys))
+        .route("/api/v1/proposals", get(api::proposals))
         .route("/api/{*rest}", get(api::not_found))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

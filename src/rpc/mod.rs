@@ -5,6 +5,8 @@ mod admin;
 pub mod admission;
 mod client_cert;
 mod convert;
+/// The wire form of admin keys and proposals, which `audit` compares with the server's.
+pub use convert::{admin_key as admin_key_to_pb, proposal as proposal_to_pb};
 mod ingest;
 mod log;
 mod query;

@@ -78,6 +78,8 @@ pub struct TestLedger {
     pub admission: Arc<Admission>,
     pub admin_seq: u64,
     pub security: TestSecurity,
+    /// The genesis parameters a restart reopens with (the test admin key by default).
+    reopen: Option<GenesisParams>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -207,8 +209,23 @@ impl TestLedger {
             admission,
             admin_seq: 1,
             security,
+            reopen: None,
             _temp: None,
         }
+    }
+
+    /// A fresh ledger whose genesis is `genesis` (origin and ledger key as usual); restarts
+    /// reopen it without checking the genesis flags again.
+    pub async fn start_with_genesis(genesis: GenesisParams) -> TestLedger {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let ledger =
+            open_params(&dir, clock.clone(), &key(200), genesis).expect("the ledger opens");
+        let mut ledger = TestLedger::serve_opened(&dir, clock, ledger, key(200), key(201)).await;
+        ledger.reopen = Some(GenesisParams::default());
+        ledger._temp = Some(temp);
+        ledger
     }
 
     /// Stops the server and the ledger (flushing), then opens the same directory again.
@@ -234,8 +251,16 @@ impl TestLedger {
             "something still holds the old ledger"
         );
         drop(old);
-        let ledger = open(&self.dir, self.clock.clone(), &self.ledger_key, &self.admin)
-            .expect("the ledger reopens");
+        let ledger = match &self.reopen {
+            Some(genesis) => open_params(
+                &self.dir,
+                self.clock.clone(),
+                &self.ledger_key,
+                genesis.clone(),
+            ),
+            None => open(&self.dir, self.clock.clone(), &self.ledger_key, &self.admin),
+        }
+        .expect("the ledger reopens");
         let projections = start_projections(&ledger, &self.dir, self.clock.clone(), rebuild);
         self.ledger = Some(ledger);
         self.projections = Some(projections.clone());
@@ -416,20 +441,29 @@ fn open_with(
     admin: &SigningKey,
     max_lateness: Option<Duration>,
 ) -> Result<Arc<Ledger>, uptime_ledger::log::OpenError> {
+    let genesis = GenesisParams {
+        origin: Some(ORIGIN.into()),
+        admin_keys: Some(vec![AdminKey {
+            name: "admin".into(),
+            public_key: uptime_ledger::crypto::PublicKey::from(admin),
+        }]),
+        max_lateness,
+        ..GenesisParams::default()
+    };
+    open_params(dir, clock, ledger_key, genesis)
+}
+
+/// Opens (creating if needed) a ledger in `dir` with these genesis parameters.
+pub fn open_params(
+    dir: &Path,
+    clock: Arc<ManualClock>,
+    ledger_key: &SigningKey,
+    genesis: GenesisParams,
+) -> Result<Arc<Ledger>, uptime_ledger::log::OpenError> {
     Ledger::open(LedgerConfig {
         data_dir: dir.to_owned(),
         ledger_key: ledger_key.clone(),
-        genesis: GenesisParams {
-            origin: Some(ORIGIN.into()),
-            admin_keys: Some(vec![AdminKey {
-                name: "admin".into(),
-                public_key: uptime_ledger::crypto::PublicKey::from(admin),
-            }]),
-            max_lateness,
-            max_skew: None,
-            admin_threshold: None,
-            previous_log: None,
-        },
+        genesis,
         checkpoint_interval: Duration::from_millis(50),
         clock,
     })
