@@ -243,6 +243,8 @@ enum Lie {
     HideIncidents(&'static str),
     /// Send one entry more than GetEntries asked for (a copy of the first, re-indexed).
     ExtraEntry,
+    /// Name someone else as the proposer's signature in every proposal (who approved what).
+    CreditSomeoneElse,
     /// Re-sign this observation entry by its own probe with a signature that only the
     /// cofactored equation accepts (`R` carries a point of order 8).
     TorsionedSignature(u64),
@@ -393,7 +395,13 @@ impl QueryService for LyingProxy {
         &self,
         request: Request<pb::ListProposalsRequest>,
     ) -> Result<Response<pb::ListProposalsResponse>, RpcStatus> {
-        self.query().list_proposals(request.into_inner()).await
+        let mut response = self.query().list_proposals(request.into_inner()).await?;
+        if matches!(self.lie, Lie::CreditSomeoneElse) {
+            for proposal in &mut response.get_mut().proposals {
+                proposal.approvals[0].admin = "someone-else".into();
+            }
+        }
+        Ok(response)
     }
 
     async fn list_services(
@@ -520,6 +528,13 @@ async fn audit_names_the_report_field_a_server_lied_about() {
         message.contains(
             "service passport: the server's incident list's number of incidents is 0, but the log gives 1"
         ),
+        "{message}"
+    );
+
+    // Who registered the probes is recomputed too.
+    let message = failure(&audit_through(&ledger, &verifier_key, Lie::CreditSomeoneElse).await);
+    assert!(
+        message.contains("the server's proposals #0") && message.contains("someone-else"),
         "{message}"
     );
 }

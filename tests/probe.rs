@@ -519,9 +519,15 @@ fn a_probe_killed_while_spooling_loses_and_repeats_nothing() {
             "spooled seq {seq} never reached the log"
         );
     }
-    // A record can be durable without its log line (killed in between), never the reverse;
-    // and the first and last seqs the probe reported bracket the log.
-    assert_eq!(logged.first(), spooled.first());
+    // A record can be durable without its log line (killed in between, at most one per
+    // check and kill), never the reverse; the last run ends gracefully, so its last seq is
+    // the log's.
+    let unreported = logged.iter().filter(|seq| !spooled.contains(seq)).count();
+    assert!(
+        unreported <= 3 * services.len(),
+        "{unreported} logged seqs were never reported spooled: {logged:?} vs {spooled:?}"
+    );
+    assert!(logged.first() <= spooled.iter().min());
     assert_eq!(logged.last(), spooled.iter().max());
     assert_spool_fully_delivered(dir.path(), *logged.last().unwrap());
 }

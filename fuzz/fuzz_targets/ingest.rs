@@ -25,6 +25,7 @@ use uptime_ledger::domain::{
     AdminCommand, AdminKey, Command, Genesis, ProbeId, Quorum, ServiceId, ServiceSpec,
 };
 use uptime_ledger::entry;
+use uptime_ledger::governance::Position;
 use uptime_ledger::log::registry::CommandCheck;
 use uptime_ledger::log::{verify_batches, verify_command, verify_envelopes, Envelope, Registry};
 use uptime_ledger::pb;
@@ -49,6 +50,8 @@ fn world() -> &'static World {
             }],
             max_lateness: Duration::from_secs(3600),
             max_skew: Duration::from_secs(30),
+            admin_threshold: 1,
+            previous_log: None,
         });
         let commands = [
             Command::DefineService(ServiceSpec {
@@ -72,7 +75,11 @@ fn world() -> &'static World {
                 command,
             };
             let body = entry::encode_command(&command);
-            registry.apply(seq as u64 + 1, "admin", &body, &command);
+            let at = Position {
+                index: seq as u64 + 1,
+                received_at: 0,
+            };
+            registry.apply(at, "admin", &body, &[], &command);
         }
         World {
             registry,
@@ -164,7 +171,7 @@ fuzz_target!(|data: &[u8]| {
         ) {
             let _ = world
                 .registry
-                .check(verified.signer(), verified.body(), verified.command());
+                .check(verified.signer(), verified.body(), verified.command(), 0);
         }
     }
 
@@ -176,10 +183,14 @@ fuzz_target!(|data: &[u8]| {
             let check =
                 world
                     .registry
-                    .check(verified.signer(), verified.body(), verified.command());
+                    .check(verified.signer(), verified.body(), verified.command(), 0);
             if let Ok(CommandCheck::Apply) = check {
                 let mut registry = world.registry.clone();
-                registry.apply(3, verified.signer(), verified.body(), verified.command());
+                let at = Position {
+                    index: 3,
+                    received_at: 0,
+                };
+                registry.apply(at, verified.signer(), verified.body(), &[], verified.command());
             }
         }
         Err(_) => assert!(entry::decode_command(data).is_err()),
