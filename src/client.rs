@@ -178,6 +178,107 @@ pub enum VerifyLogError {
     },
 }
 
+/// An entry proven to be in a signed tree: its bytes, leaf hash and inclusion proof.
+#[derive(Debug)]
+pub struct ProvenEntry {
+    pub entry: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub proof: Vec<Hash>,
+}
+
+/// Why a proof from the ledger does not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("gRPC: {:?}: {}", .0.code(), .0.message())]
+    Rpc(#[from] tonic::Status),
+    #[error("the ledger served no entry {0}")]
+    MissingEntry(u64),
+    #[error("the proof holds a hash of {0} bytes instead of 32")]
+    BadHash(usize),
+    #[error("the proof does not verify against the signed checkpoint: {0}")]
+    Invalid(#[from] crate::merkle::VerifyError),
+}
+
+fn hashes(proof: Vec<Vec<u8>>) -> Result<Vec<Hash>, ProofError> {
+    proof
+        .into_iter()
+        .map(|hash| Hash::try_from(hash.as_slice()).map_err(|_| ProofError::BadHash(hash.len())))
+        .collect()
+}
+
+/// Fetches entry `index` and its inclusion proof at the checkpoint's size, and checks
+/// them against the checkpoint's root (the leaf hash is computed here, not taken).
+pub async fn prove_inclusion(
+    log: &mut LogServiceClient<LedgerChannel>,
+    index: u64,
+    checkpoint: &Checkpoint,
+) -> Result<ProvenEntry, ProofError> {
+    let mut stream = log
+        .get_entries(pb::GetEntriesRequest {
+            start: index,
+            end: index.saturating_add(1),
+        })
+        .await?
+        .into_inner();
+    let entry = stream
+        .message()
+        .await?
+        .filter(|served| served.index == index)
+        .ok_or(ProofError::MissingEntry(index))?
+        .entry;
+    let proof = log
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            index,
+            tree_size: checkpoint.tree_size,
+        })
+        .await?
+        .into_inner()
+        .proof;
+    let proof = hashes(proof)?;
+    let leaf_hash = merkle::leaf_hash(&entry);
+    merkle::verify_inclusion(
+        &leaf_hash,
+        index,
+        checkpoint.tree_size,
+        &proof,
+        &checkpoint.root_hash,
+    )?;
+    Ok(ProvenEntry {
+        entry,
+        leaf_hash,
+        proof,
+    })
+}
+
+/// Fetches the consistency proof between two checkpoints and checks it.
+pub async fn prove_consistency(
+    log: &mut LogServiceClient<LedgerChannel>,
+    first: &Checkpoint,
+    second: &Checkpoint,
+) -> Result<Vec<Hash>, ProofError> {
+    let proof = if first.tree_size == second.tree_size {
+        Vec::new()
+    } else {
+        hashes(
+            log.get_consistency_proof(pb::GetConsistencyProofRequest {
+                first: first.tree_size,
+                second: second.tree_size,
+            })
+            .await?
+            .into_inner()
+            .proof,
+        )?
+    };
+    merkle::verify_consistency(
+        first.tree_size,
+        second.tree_size,
+        &first.root_hash,
+        &second.root_hash,
+        &proof,
+    )?;
+    Ok(proof)
+}
+
 /// What `verify_log` established.
 #[derive(Debug)]
 pub struct VerifiedLog {

@@ -262,3 +262,187 @@ async fn subscribe_serves_history_then_follows_the_log() {
         "Subscribe serves the stored bytes"
     );
 }
+
+/// Runs the binary without blocking the runtime that serves the ledger.
+async fn cli(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::process::BINARY)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn proofs_over_http_and_the_cli_verify_against_the_signed_checkpoints() {
+    use base64::Engine as _;
+    let mut ledger = TestLedger::start().await;
+    ledger.define_service("svc").await;
+    ledger.register_probe("p1", &key(1)).await;
+    let early = ledger.wait_for_checkpoint().await;
+    let verifier: NoteVerifier = early.verifier_key.parse().unwrap();
+    let observations = (1..=40)
+        .map(|seq| observation(&key(1), "p1", "svc", seq, T0, Status::Up))
+        .collect();
+    assert!(ledger.submit(observations).await.iter().all(accepted));
+    let late = ledger.wait_for_checkpoint().await;
+    let latest = open_checkpoint(&late.checkpoint, &verifier).unwrap();
+
+    // An entry's bytes and leaf hash, recomputed here.
+    let entry = ledger.http_get("/api/v1/entries/20").await.json();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(entry["entry"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        entry["leaf_hash"].as_str().unwrap(),
+        hex::encode(merkle::leaf_hash(&bytes))
+    );
+    // Its inclusion proof leads to the signed root of the latest checkpoint.
+    let proof = ledger
+        .http_get("/api/v1/entries/20/inclusion-proof")
+        .await
+        .json();
+    let signed = open_checkpoint(proof["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    assert_eq!(signed, latest);
+    let path: Vec<Hash> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    merkle::verify_inclusion(
+        &merkle::leaf_hash(&bytes),
+        20,
+        signed.tree_size,
+        &path,
+        &signed.root_hash,
+    )
+    .unwrap();
+    // The consistency proof between the two checkpoints verifies.
+    let consistency = ledger
+        .http_get(&format!(
+            "/api/v1/consistency-proof?first={}",
+            early.tree_size
+        ))
+        .await
+        .json();
+    let first =
+        open_checkpoint(consistency["first_checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    let path: Vec<Hash> = consistency["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    merkle::verify_consistency(
+        first.tree_size,
+        latest.tree_size,
+        &first.root_hash,
+        &latest.root_hash,
+        &path,
+    )
+    .unwrap();
+    // Bad requests say what is wrong.
+    let missing = ledger.http_get("/api/v1/entries/100000").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let bad = ledger.http_get("/api/v1/entries/twenty").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("whole number"), "{}", bad.body);
+    // Inside the batch of 40: no checkpoint was signed there.
+    let unsigned = ledger
+        .http_get(&format!(
+            "/api/v1/entries/1/inclusion-proof?tree_size={}",
+            latest.tree_size - 1
+        ))
+        .await;
+    assert_eq!(unsigned.status, 404, "{}", unsigned.body);
+    assert!(unsigned.body.contains("no checkpoint"), "{}", unsigned.body);
+
+    // The CLI fetches and checks the same proofs, against a pinned key.
+    let key = late.verifier_key.as_str();
+    let output = cli(&[
+        "log",
+        "proof",
+        "--ledger",
+        &ledger.address,
+        "--index",
+        "20",
+        "--verifier-key",
+        key,
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "OK: entry 20 is in the log of {} entries",
+            latest.tree_size
+        )),
+        "{stdout}"
+    );
+    let output = cli(&["log", "proof", "--ledger", &ledger.address, "--index", "20"]).await;
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("pin one obtained out of band"),
+        "without a pinned key the CLI says what the proof is worth"
+    );
+    let from = early.tree_size.to_string();
+    let output = cli(&[
+        "log",
+        "consistency",
+        "--ledger",
+        &ledger.address,
+        "--from",
+        &from,
+        "--verifier-key",
+        key,
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("extends the log of"), "{stdout}");
+    // A key that did not sign the checkpoint is refused.
+    let other = "other.example/log+00000000+AcHVHoSDvy/rQ6W0pvfHSfz4R0sQS1nnXnT4MoDTKqAN";
+    let output = cli(&[
+        "log",
+        "proof",
+        "--ledger",
+        &ledger.address,
+        "--index",
+        "20",
+        "--verifier-key",
+        other,
+    ])
+    .await;
+    assert!(!output.status.success());
+    let output = cli(&[
+        "log",
+        "proof",
+        "--ledger",
+        &ledger.address,
+        "--index",
+        "100000",
+    ])
+    .await;
+    assert!(!output.status.success());
+}

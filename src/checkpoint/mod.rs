@@ -111,10 +111,11 @@ pub enum CheckpointError {
 
     /// No signature line carries the pinned key's name and key ID.
     #[error(
-        "signed note has no signature from key {key} \
-         (a signature counts only if both its key name and key ID match)"
+        "the note is not signed by the pinned key {key}; it is signed by {signed_by} \
+         (a signature counts only if both its key name and key ID match: check that the \
+         verifier key is this log's)"
     )]
-    NoSignatureFromKey { key: String },
+    NoSignatureFromKey { key: String, signed_by: String },
 
     /// The checkpoint's origin is not the name of the key that signs it.
     #[error(

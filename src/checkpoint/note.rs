@@ -247,6 +247,7 @@ pub(super) fn verified_note_text<'a>(
     // error points at the line a person sees in the note.
     let first_signature_line = text.matches('\n').count() + 2;
     let mut verified_signatures = 0;
+    let mut signers = Vec::new();
     for (index, line) in signature_lines.split('\n').enumerate() {
         if index == MAX_SIGNATURES {
             return Err(CheckpointError::TooManySignatures {
@@ -260,6 +261,10 @@ pub(super) fn verified_note_text<'a>(
             }
         })?;
         if signature_line.key_name != verifier.name || signature_line.key_id != verifier.key_id {
+            signers.push(format!(
+                "{}+{:08x}",
+                signature_line.key_name, signature_line.key_id
+            ));
             continue;
         }
         let verifies = verifier
@@ -275,6 +280,7 @@ pub(super) fn verified_note_text<'a>(
     if verified_signatures == 0 {
         return Err(CheckpointError::NoSignatureFromKey {
             key: verifier.label(),
+            signed_by: signers.join(", "),
         });
     }
     Ok(text)

@@ -167,17 +167,28 @@ fn signatures_by_unknown_keys_are_ignored() {
 fn a_note_without_a_signature_by_the_pinned_key_is_rejected() {
     let checkpoint = checkpoint(42);
     let pinned = signer(ORIGIN, 1).verifier();
-    let no_signature_from_key = Err(CheckpointError::NoSignatureFromKey {
-        key: format!("{ORIGIN}+{:08x}", pinned.key_id()),
-    });
-    // Same name, different key: its key ID differs, so it is another key.
-    let other_key = signer(ORIGIN, 3).sign_checkpoint(&checkpoint).unwrap();
-    assert_eq!(open_checkpoint(&other_key, &pinned), no_signature_from_key);
+    let no_signature_from_key = |signed_by: String| {
+        Err(CheckpointError::NoSignatureFromKey {
+            key: format!("{ORIGIN}+{:08x}", pinned.key_id()),
+            signed_by,
+        })
+    };
+    // Same name, different key: its key ID differs, so it is another key; the error
+    // names the key that did sign.
+    let other = signer(ORIGIN, 3);
+    let other_key = other.sign_checkpoint(&checkpoint).unwrap();
+    assert_eq!(
+        open_checkpoint(&other_key, &pinned),
+        no_signature_from_key(format!("{ORIGIN}+{:08x}", other.verifier().key_id()))
+    );
     // The pinned key ID under another name.
     let renamed = signed_note()
         .0
         .replacen(&format!("— {ORIGIN} "), "— witness.example ", 1);
-    assert_eq!(open_checkpoint(&renamed, &pinned), no_signature_from_key);
+    assert_eq!(
+        open_checkpoint(&renamed, &pinned),
+        no_signature_from_key(format!("witness.example+{:08x}", pinned.key_id()))
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `uptime-ledger log checkpoint|entries|verify`: a quick look at a running ledger's log.
+//! `uptime-ledger log checkpoint|entries|verify|proof|consistency`: a running ledger's log,
+//! and proofs about it checked on this side.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -44,6 +45,32 @@ enum LogCommand {
         #[arg(long)]
         verifier_key: String,
     },
+    /// Prove that entry INDEX is in the log: its bytes, its RFC 9162 inclusion proof and the
+    /// signed checkpoint at --tree-size (default: the latest), all checked here.
+    Proof {
+        #[arg(long)]
+        index: u64,
+        /// A tree size at which a checkpoint was signed; default: the latest.
+        #[arg(long, default_value_t = 0)]
+        tree_size: u64,
+        /// The key to trust (<origin>+<key id>+<key>), obtained from the operator out of
+        /// band; without it, the key the ledger serves is used, which proves nothing about
+        /// the ledger itself.
+        #[arg(long)]
+        verifier_key: Option<String>,
+    },
+    /// Prove that the log at --to extends the log at --from (RFC 9162 consistency proof
+    /// between two signed checkpoints), checked here.
+    Consistency {
+        #[arg(long)]
+        from: u64,
+        /// Default: the latest checkpoint.
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        /// As for `log proof`.
+        #[arg(long)]
+        verifier_key: Option<String>,
+    },
 }
 
 pub async fn run(args: LogArgs) -> anyhow::Result<()> {
@@ -85,8 +112,87 @@ pub async fn run(args: LogArgs) -> anyhow::Result<()> {
                 hex::encode(verified.checkpoint.root_hash)
             );
         }
+        LogCommand::Proof {
+            index,
+            tree_size,
+            verifier_key,
+        } => {
+            let mut log = LogServiceClient::new(channel);
+            let (checkpoint, pinned) =
+                signed_checkpoint(&mut log, tree_size, verifier_key.as_deref()).await?;
+            let proven = client::prove_inclusion(&mut log, index, &checkpoint).await?;
+            println!("{}", describe(index, &proven.entry));
+            println!("entry bytes (base64): {}", base64(&proven.entry));
+            println!("leaf hash: {}", hex::encode(proven.leaf_hash));
+            println!("inclusion proof ({} hashes):", proven.proof.len());
+            for hash in &proven.proof {
+                println!("  {}", hex::encode(hash));
+            }
+            println!(
+                "OK: entry {index} is in the log of {} entries whose root {} the checkpoint of {} signs{}",
+                checkpoint.tree_size,
+                hex::encode(checkpoint.root_hash),
+                checkpoint.origin,
+                pinned
+            );
+        }
+        LogCommand::Consistency {
+            from,
+            to,
+            verifier_key,
+        } => {
+            let mut log = LogServiceClient::new(channel);
+            let (first, _) = signed_checkpoint(&mut log, from, verifier_key.as_deref()).await?;
+            let (second, pinned) = signed_checkpoint(&mut log, to, verifier_key.as_deref()).await?;
+            let proof = client::prove_consistency(&mut log, &first, &second).await?;
+            println!("consistency proof ({} hashes):", proof.len());
+            for hash in &proof {
+                println!("  {}", hex::encode(hash));
+            }
+            println!(
+                "OK: the log of {} entries (root {}) extends the log of {} entries (root {}); both checkpoints signed by {}{}",
+                second.tree_size,
+                hex::encode(second.root_hash),
+                first.tree_size,
+                hex::encode(first.root_hash),
+                second.origin,
+                pinned
+            );
+        }
     }
     Ok(())
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The checkpoint signed at `tree_size` (0: the latest), verified with the pinned key or,
+/// without one, the key the ledger serves; the second value is what to say about the key.
+async fn signed_checkpoint(
+    log: &mut LogServiceClient<uptime_ledger::client::LedgerChannel>,
+    tree_size: u64,
+    verifier_key: Option<&str>,
+) -> anyhow::Result<(uptime_ledger::checkpoint::Checkpoint, &'static str)> {
+    let response = log
+        .get_checkpoint(pb::GetCheckpointRequest { tree_size })
+        .await
+        .map_err(|status| anyhow::anyhow!("GetCheckpoint: {}", super::rpc_failure(&status)))?
+        .into_inner();
+    let (key, note) = match verifier_key {
+        Some(key) => (key.to_owned(), ""),
+        None => (
+            response.verifier_key.clone(),
+            " (the key the ledger itself serves: pin one obtained out of band with --verifier-key)",
+        ),
+    };
+    let verifier: NoteVerifier = key
+        .parse()
+        .context("--verifier-key is not a verifier key")?;
+    let checkpoint = uptime_ledger::checkpoint::open_checkpoint(&response.checkpoint, &verifier)
+        .with_context(|| format!("the checkpoint at tree size {}", response.tree_size))?;
+    Ok((checkpoint, note))
 }
 
 /// One human-readable line for an entry.

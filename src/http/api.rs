@@ -3,7 +3,7 @@
 //! with milliseconds, durations are milliseconds (`_ms`), and every answer computed from the
 //! projections names the checkpointed prefix (`tree_size`, `checkpoint`) it reflects.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -315,6 +315,142 @@ pub async fn proposals(
     Ok(Json(response))
 }
 
+#[derive(Debug, Serialize)]
+pub struct EntryResponse {
+    pub index: u64,
+    /// The entry's stored bytes (an encoded `LogEntry`), base64: what the tree hashes.
+    pub entry: String,
+    /// RFC 6962 leaf hash of those bytes, hex; recompute it yourself.
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InclusionProofResponse {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    /// RFC 9162 inclusion proof, hex hashes from the leaf up.
+    pub proof: Vec<String>,
+    /// The signed checkpoint at `tree_size`, whose root the proof leads to.
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConsistencyProofResponse {
+    pub first: u64,
+    pub second: u64,
+    /// RFC 9162 consistency proof, hex hashes.
+    pub proof: Vec<String>,
+    pub first_checkpoint: String,
+    pub second_checkpoint: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConsistencyParams {
+    pub first: u64,
+    /// Default: the latest checkpoint.
+    pub second: Option<u64>,
+}
+
+fn hex_hashes(hashes: &[crate::merkle::Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// The bytes of entry `index`, off the async threads (a read of the store).
+async fn entry_bytes(state: &HttpState, index: u64) -> Result<Vec<u8>, ApiError> {
+    let ledger = state.ledger.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let end = index.checked_add(1).ok_or_else(|| {
+            crate::log::ReadError::OutOfRange(format!("there is no entry {index}"))
+        })?;
+        ledger
+            .entries(index..end)?
+            .next()
+            .transpose()?
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| crate::log::ReadError::NotFound(format!("there is no entry {index}")))
+    })
+    .await
+    .map_err(|_| HttpError::internal("reading the entry failed"))?;
+    Ok(read?)
+}
+
+/// `GET /api/v1/entries/{index}`: an entry's stored bytes and leaf hash.
+pub async fn entry(
+    State(state): State<HttpState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Result<Json<EntryResponse>, ApiError> {
+    let Path(index) = index.map_err(bad_index)?;
+    let bytes = entry_bytes(&state, index).await?;
+    Ok(Json(EntryResponse {
+        index,
+        leaf_hash: hex::encode(crate::merkle::leaf_hash(&bytes)),
+        entry: {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        },
+    }))
+}
+
+/// `GET /api/v1/entries/{index}/inclusion-proof[?tree_size=N]`: the entry's inclusion
+/// proof in the tree the checkpoint at `tree_size` (default: the latest) signs.
+pub async fn inclusion_proof(
+    State(state): State<HttpState>,
+    index: Result<Path<u64>, PathRejection>,
+    params: Result<Query<CheckpointParams>, QueryRejection>,
+) -> Result<Json<InclusionProofResponse>, ApiError> {
+    let Path(index) = index.map_err(bad_index)?;
+    let Query(params) = params.map_err(bad_query)?;
+    let checkpoint = match params.tree_size {
+        None => state.ledger.checkpoint(),
+        Some(size) => state.ledger.checkpoint_at(size)?,
+    };
+    let ledger = state.ledger.clone();
+    let tree_size = checkpoint.tree_size;
+    let (proof, leaf) =
+        tokio::task::spawn_blocking(move || ledger.inclusion_proof(index, tree_size))
+            .await
+            .map_err(|_| HttpError::internal("computing the proof failed"))??;
+    Ok(Json(InclusionProofResponse {
+        index,
+        tree_size,
+        leaf_hash: hex::encode(leaf),
+        proof: hex_hashes(&proof),
+        checkpoint: checkpoint.note,
+    }))
+}
+
+/// `GET /api/v1/consistency-proof?first=A[&second=B]`: the proof that the tree of the
+/// checkpoint at `second` (default: the latest) extends the one at `first`.
+pub async fn consistency_proof(
+    State(state): State<HttpState>,
+    params: Result<Query<ConsistencyParams>, QueryRejection>,
+) -> Result<Json<ConsistencyProofResponse>, ApiError> {
+    let Query(params) = params.map_err(bad_query)?;
+    let first = state.ledger.checkpoint_at(params.first)?;
+    let second = match params.second {
+        None => state.ledger.checkpoint(),
+        Some(size) => state.ledger.checkpoint_at(size)?,
+    };
+    let ledger = state.ledger.clone();
+    let (first_size, second_size) = (first.tree_size, second.tree_size);
+    let proof = tokio::task::spawn_blocking(move || {
+        if first_size == second_size {
+            return Ok(Vec::new());
+        }
+        ledger.consistency_proof(first_size, second_size)
+    })
+    .await
+    .map_err(|_| HttpError::internal("computing the proof failed"))??;
+    Ok(Json(ConsistencyProofResponse {
+        first: first_size,
+        second: second_size,
+        proof: hex_hashes(&proof),
+        first_checkpoint: first.note,
+        second_checkpoint: second.note,
+    }))
+}
+
 /// `GET /api/v1/checkpoint[?tree_size=N]`: the latest signed checkpoint, or the one signed
 /// at exactly `tree_size`, with the verifier key.
 pub async fn checkpoint(
@@ -338,6 +474,10 @@ pub async fn not_found() -> ApiError {
     ApiError(HttpError::not_found(
         "no such API route; see the README for /api/v1/services, …/availability, …/incidents, …/timeline and /api/v1/checkpoint",
     ))
+}
+
+fn bad_index(_: PathRejection) -> HttpError {
+    HttpError::bad_request("an entry index is a whole number, e.g. /api/v1/entries/42")
 }
 
 fn bad_query(rejection: QueryRejection) -> HttpError {

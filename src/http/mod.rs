@@ -220,6 +220,12 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         .route("/api/v1/checkpoint", get(api::checkpoint))
         .route("/api/v1/admin-keys", get(api::admin_keys))
         .route("/api/v1/proposals", get(api::proposals))
+        .route("/api/v1/entries/{index}", get(api::entry))
+        .route(
+            "/api/v1/entries/{index}/inclusion-proof",
+            get(api::inclusion_proof),
+        )
+        .route("/api/v1/consistency-proof", get(api::consistency_proof))
         .route("/api/{*rest}", get(api::not_found))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
