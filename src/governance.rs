@@ -275,14 +275,6 @@ pub struct Progress {
     pub in_force: bool,
 }
 
-/// What a step would do if it were appended now: the change it would put in force, if
-/// any, so that the caller can check the parts of it that are the caller's (probes).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    Waits,
-    Enacts(Change),
-}
-
 /// The admin keys over time and every proposal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Governance {
@@ -296,9 +288,16 @@ pub struct Governance {
 /// Why a genesis cannot start a log.
 pub fn check_genesis(genesis: &Genesis) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
     for key in &genesis.admin_keys {
         if !names.insert(key.name.as_str()) {
             return Err(format!("the genesis names admin key {:?} twice", key.name));
+        }
+        if !keys.insert(key.public_key.to_bytes()) {
+            return Err(format!(
+                "admin key {:?} repeats another admin's public key: one key counts once toward the threshold",
+                key.name
+            ));
         }
     }
     let threshold = genesis.admin_threshold.max(1);
@@ -435,23 +434,33 @@ impl Governance {
 
     /// Whether a gated command signed by `signer` (whose key and signature the caller
     /// checked) may be appended now.
-    pub fn check_proposal(&self, signer: &str, change: &Change) -> Result<Verdict, CommandRefusal> {
+    pub fn check_proposal(
+        &self,
+        signer: &str,
+        digest: &Digest,
+        change: &Change,
+    ) -> Result<(), CommandRefusal> {
         self.signer_key(signer)?;
-        self.check_change(change)?;
-        if self.threshold <= 1 {
-            return Ok(Verdict::Enacts(change.clone()));
+        if let Some(existing) = self.proposal(digest) {
+            return Err(CommandRefusal::Conflict(format!(
+                "these exact command bytes were already proposed by {} at entry {}; approve proposal {} instead",
+                existing.proposer,
+                existing.proposed.index,
+                hex::encode(digest)
+            )));
         }
-        Ok(Verdict::Waits)
+        self.check_change(change)
     }
 
     /// Whether `signer`'s approval of the proposal `digest` may be appended now, at ledger
-    /// time `received_at`.
+    /// time `received_at`; answers the proposed change, whose probe parts the caller checks
+    /// (an approval of a change that can no longer take effect is refused).
     pub fn check_approval(
         &self,
         signer: &str,
         digest: &Digest,
         received_at: Millis,
-    ) -> Result<Verdict, CommandRefusal> {
+    ) -> Result<Change, CommandRefusal> {
         self.signer_key(signer)?;
         let proposal = self.proposal(digest).ok_or_else(|| {
             CommandRefusal::NotFound(format!(
@@ -482,9 +491,6 @@ impl Governance {
                 at.index
             )));
         }
-        if self.counting(proposal, Some(signer)).len() < self.threshold as usize {
-            return Ok(Verdict::Waits);
-        }
         self.check_change(&proposal.change).map_err(|refusal| {
             CommandRefusal::Conflict(format!(
                 "proposal {} ({}) can no longer take effect: {refusal}",
@@ -492,7 +498,7 @@ impl Governance {
                 proposal.change.describe()
             ))
         })?;
-        Ok(Verdict::Enacts(proposal.change.clone()))
+        Ok(proposal.change.clone())
     }
 
     /// The admin-key parts of a change's validity; probes are the caller's.
@@ -513,12 +519,18 @@ impl Governance {
                 if let Some(existing) = self
                     .admins
                     .iter()
-                    .find(|admin| admin.revoked.is_none() && admin.public_key == key.public_key)
+                    .find(|admin| admin.public_key == key.public_key)
                 {
-                    return Err(CommandRefusal::Conflict(format!(
-                        "this public key is already admin key {}; one key counts once toward the threshold",
-                        existing.name
-                    )));
+                    return Err(CommandRefusal::Conflict(match existing.revoked {
+                        None => format!(
+                            "this public key is already admin key {}; one key counts once toward the threshold",
+                            existing.name
+                        ),
+                        Some(_) => format!(
+                            "this public key was admin key {}, which was revoked; a revoked key never returns, generate a new one",
+                            existing.name
+                        ),
+                    }));
                 }
                 Ok(())
             }

@@ -178,13 +178,15 @@ pub fn check_consistency(
     })
 }
 
-/// Checks that the log a genesis says it continues is the one the auditor pinned, and that
-/// the new log starts exactly where the previous one ended: `last` is the previous log's
-/// latest checkpoint (verified with `pinned`), and it must be the one the genesis names.
+/// Checks that the log a genesis says it continues is the one the auditor pinned and that
+/// the new log starts exactly where the previous one ended. `named` is the previous log's
+/// checkpoint at the size the genesis names and `latest` its latest one (both verified with
+/// `pinned`, and proven consistent by the caller).
 pub fn check_succession(
     previous: Option<&PreviousLog>,
     pinned: &NoteVerifier,
-    last: &Checkpoint,
+    named: &Checkpoint,
+    latest: &Checkpoint,
 ) -> Result<(), AuditError> {
     let previous = previous.ok_or(AuditError::NoPreviousLog)?;
     let claimed = format!(
@@ -205,17 +207,18 @@ pub fn check_succession(
             hex::encode(pinned.public_key().as_bytes())
         )));
     }
-    if previous.tree_size != last.tree_size || previous.root_hash != last.root_hash {
+    if previous.tree_size != named.tree_size || previous.root_hash != named.root_hash {
         return Err(broken(format!(
-            "ends at tree size {} with root {}{}",
-            last.tree_size,
-            hex::encode(last.root_hash),
-            if last.tree_size > previous.tree_size {
-                " (it grew after the new log started)"
-            } else {
-                ""
-            }
+            "has root {} at tree size {}",
+            hex::encode(named.root_hash),
+            named.tree_size
         )));
+    }
+    if latest.tree_size > previous.tree_size {
+        return Err(AuditError::PreviousLogGrew {
+            named: previous.tree_size,
+            now: latest.tree_size,
+        });
     }
     Ok(())
 }

@@ -92,6 +92,8 @@ pub enum AuditError {
     NoPreviousLog,
     #[error("the genesis says this log continues {claimed}, but the previous log {actual}: the chain is broken or forged")]
     BrokenChain { claimed: String, actual: String },
+    #[error("the genesis continues the previous log at tree size {named}, and that checkpoint is the previous log's, but it grew after the new log started: it now holds {now} entries, appended after the handover or hidden from the new log")]
+    PreviousLogGrew { named: u64, now: u64 },
     #[error("the checkpoint saved earlier (tree size {saved}) is ahead of the ledger's latest (tree size {latest}): the log was rolled back or forked")]
     RolledBack { saved: u64, latest: u64 },
     #[error("the ledger's checkpoint at tree size {latest} is not consistent with the one saved earlier at tree size {saved}: {detail}; the log was rewritten or forked")]

@@ -200,7 +200,7 @@ impl PrefixAudit {
         }
         let signature = match (&entry.payload, self.judge.as_mut()) {
             (Payload::Genesis(genesis), None) => {
-                self.judge = Some(Judge::new(genesis, &self.verifier)?);
+                self.judge = Some(Judge::new(genesis, entry.received_at, &self.verifier)?);
                 None
             }
             (Payload::Genesis(_), Some(_)) => return Err(AuditError::SecondGenesis { index }),
@@ -248,7 +248,11 @@ impl PrefixAudit {
 }
 
 impl Judge {
-    fn new(genesis: &Genesis, verifier: &NoteVerifier) -> Result<Judge, AuditError> {
+    fn new(
+        genesis: &Genesis,
+        received_at: Millis,
+        verifier: &NoteVerifier,
+    ) -> Result<Judge, AuditError> {
         if genesis.origin != verifier.name() || &genesis.ledger_public_key != verifier.public_key()
         {
             return Err(AuditError::GenesisMismatch {
@@ -261,7 +265,7 @@ impl Judge {
         governance::check_genesis(genesis).map_err(AuditError::InvalidGenesis)?;
         Ok(Judge {
             genesis: genesis.clone(),
-            registry: Registry::new(genesis.clone()),
+            registry: Registry::new(genesis.clone()).starting_at(received_at),
             last_seqs: HashMap::new(),
             projection: Projection::new(feed::projection_config(genesis)),
         })

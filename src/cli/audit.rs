@@ -72,10 +72,17 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     let audited = audit_ledger(channel, &verifier, &args)
         .await
         .context("audit failed")?;
-    if let Some((previous_verifier, previous_ledger)) = previous {
-        audit_previous_log(&audited, &previous_verifier, &previous_ledger, &args)
-            .await
-            .context("audit of the previous log failed")?;
+    match (previous, &audited.genesis.previous_log) {
+        (Some((previous_verifier, previous_ledger)), _) => {
+            audit_previous_log(&audited, &previous_verifier, &previous_ledger, &args)
+                .await
+                .context("audit of the previous log failed")?;
+        }
+        (None, Some(named)) => println!(
+            "  note: this log continues {} at tree size {}; audit that log too with --previous-ledger and --previous-verifier-key (its key obtained out of band)",
+            named.origin, named.tree_size
+        ),
+        (None, None) => {}
     }
     Ok(())
 }
@@ -92,7 +99,32 @@ async fn audit_previous_log(
     let mut log = LogServiceClient::new(channel);
     let (checkpoint, _) = client::fetch_checkpoint(&mut log, verifier).await?;
     download_and_audit(&mut log, &checkpoint, verifier).await?;
-    audit::check_succession(audited.genesis.previous_log.as_ref(), verifier, &checkpoint)?;
+    let previous = audited.genesis.previous_log.as_ref();
+    let named = match previous {
+        Some(previous) if previous.tree_size != checkpoint.tree_size => {
+            let note = log
+                .get_checkpoint(pb::GetCheckpointRequest {
+                    tree_size: previous.tree_size,
+                })
+                .await
+                .map_err(|status| {
+                    anyhow!(
+                        "the genesis names the previous log's checkpoint at tree size {}, which that ledger does not serve: {}",
+                        previous.tree_size,
+                        super::rpc_failure(&status)
+                    )
+                })?
+                .into_inner()
+                .checkpoint;
+            let named = open_checkpoint(&note, verifier)?;
+            if named.tree_size < checkpoint.tree_size {
+                client::prove_consistency(&mut log, &named, &checkpoint).await?;
+            }
+            named
+        }
+        _ => checkpoint.clone(),
+    };
+    audit::check_succession(previous, verifier, &named, &checkpoint)?;
     println!(
         "previous log {} audited: {} entries, and its last checkpoint (root {}) is the one this log's genesis continues",
         checkpoint.origin,

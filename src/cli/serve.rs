@@ -149,6 +149,11 @@ impl Server {
             ));
             key
         };
+        if args.continue_from.is_some() && args.admin_keys.is_empty() {
+            bail!(
+                "a successor log starts empty: name its admins with --admin-key NAME=PUBKEY.pem (and restate --admin-threshold); define its services and register its probes again once it runs"
+            );
+        }
         let admin_keys = admin_keys(args, &keys_dir)?;
         let config = LedgerConfig {
             data_dir: args.data_dir.clone(),

@@ -60,7 +60,6 @@ impl Log {
         signer: &str,
         change: Change,
     ) -> Result<(Digest, Effect), CommandRefusal> {
-        self.governance.check_proposal(signer, &change)?;
         let command = match change.clone() {
             Change::AddAdminKey(key) => Command::AddAdminKey(key),
             Change::RevokeAdminKey { name, reason } => Command::RevokeAdminKey { name, reason },
@@ -75,12 +74,14 @@ impl Log {
             },
             Change::RevokeProbe { probe_id, reason } => Command::RevokeProbe { probe_id, reason },
         };
-        let at = self.at(received_at);
         let body = entry::encode_command(&AdminCommand {
-            seq: at.index,
+            seq: self.next,
             issued_at: received_at,
             command,
         });
+        self.governance
+            .check_proposal(signer, &digest(&body), &change)?;
+        let at = self.at(received_at);
         let step = Step::Propose {
             signer: signer.into(),
             body: body.clone(),
@@ -360,8 +361,40 @@ fn a_change_that_can_no_longer_take_effect_refuses_its_deciding_approval() {
 }
 
 #[test]
+fn the_same_bytes_proposed_again_are_refused_and_a_revoked_key_never_returns() {
+    let mut log = Log::new(2, &["alice", "bob"]);
+    let (digest, _) = log.propose(0, "alice", register("p1")).unwrap();
+    let refusal = log
+        .governance
+        .check_proposal("bob", &digest, &register("p1"))
+        .unwrap_err();
+    assert!(
+        matches!(&refusal, CommandRefusal::Conflict(m) if m.contains("already proposed by alice")),
+        "{refusal}"
+    );
+    let mut log = Log::new(1, &["alice", "bob"]);
+    log.propose(0, "alice", revoke("bob")).unwrap();
+    let same_key = Change::AddAdminKey(AdminKey {
+        name: "bob2".into(),
+        public_key: key("bob"),
+    });
+    let refusal = log.propose(0, "alice", same_key).unwrap_err();
+    assert!(
+        matches!(&refusal, CommandRefusal::Conflict(m) if m.contains("never returns")),
+        "{refusal}"
+    );
+}
+
+#[test]
 fn a_genesis_whose_threshold_nobody_can_meet_is_refused() {
     assert!(check_genesis(&genesis(2, &["alice", "bob"])).is_ok());
+    let mut repeated = genesis(1, &["alice", "bob"]);
+    repeated.admin_keys[1].public_key = key("alice");
+    let error = check_genesis(&repeated).unwrap_err();
+    assert!(
+        error.contains("repeats another admin's public key"),
+        "{error}"
+    );
     let error = check_genesis(&genesis(3, &["alice", "bob"])).unwrap_err();
     assert!(error.contains("threshold is 3"), "{error}");
     let error = check_genesis(&genesis(1, &["alice", "alice"])).unwrap_err();

@@ -273,7 +273,10 @@ pub(super) fn verify(
         last_received_at = decoded.received_at;
         match (decoded.payload, registry.as_mut()) {
             (Payload::Genesis(genesis), None) if index == 0 => {
-                registry = Some(Registry::new(genesis))
+                governance::check_genesis(&genesis).map_err(|e| {
+                    OpenError::Corrupt(format!("the genesis cannot start a log: {e}"))
+                })?;
+                registry = Some(Registry::new(genesis).starting_at(decoded.received_at))
             }
             (Payload::Genesis(_), _) => {
                 return Err(OpenError::Corrupt(format!(

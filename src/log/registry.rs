@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use crate::crypto::PublicKey;
 pub use crate::domain::CommandRefusal;
 use crate::domain::{
-    AdminCommand, Command, Genesis, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
+    format_millis, AdminCommand, Command, Genesis, MaintenanceId, Millis, ProbeId, ServiceId,
+    ServiceSpec,
 };
-use crate::governance::{self, Change, Effect, Governance, Position, Progress, Step, Verdict};
+use crate::governance::{self, Change, Effect, Governance, Position, Progress, Step};
 
 #[derive(Debug, Clone)]
 pub struct ProbeRecord {
@@ -49,6 +50,8 @@ pub enum CommandCheck {
 #[derive(Debug, Clone)]
 pub struct Registry {
     genesis: Genesis,
+    /// The genesis entry's `received_at`: commands issued before it belong to another log.
+    started_at: Millis,
     governance: Governance,
     services: HashMap<ServiceId, ServiceSpec>,
     probes: HashMap<ProbeId, ProbeRecord>,
@@ -62,12 +65,19 @@ impl Registry {
         Registry {
             governance: Governance::new(&genesis),
             genesis,
+            started_at: Millis::MIN,
             services: HashMap::new(),
             probes: HashMap::new(),
             maintenance: HashMap::new(),
             applied: HashMap::new(),
             last_admin_seq: HashMap::new(),
         }
+    }
+
+    /// The registry of a log whose genesis was received at `received_at`.
+    pub fn starting_at(mut self, received_at: Millis) -> Registry {
+        self.started_at = received_at;
+        self
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -113,6 +123,13 @@ impl Registry {
                 });
             }
         }
+        if command.issued_at < self.started_at {
+            return Err(CommandRefusal::Conflict(format!(
+                "the command was issued at {}, before this log began ({}): a command signed for another log (e.g. the one this log continues) cannot be replayed here; sign it again",
+                format_millis(command.issued_at),
+                format_millis(self.started_at)
+            )));
+        }
         if let Some(&last) = self.last_admin_seq.get(signer) {
             if command.seq <= last {
                 return Err(CommandRefusal::StaleSeq {
@@ -124,23 +141,22 @@ impl Registry {
         }
         if let Some(change) = Change::of(&command.command) {
             self.check_probe_change(&change)?;
-            self.governance.check_proposal(signer, &change)?;
+            self.governance
+                .check_proposal(signer, &governance::digest(body), &change)?;
             return Ok(CommandCheck::Apply);
         }
         match &command.command {
             Command::ApproveCommand { proposal_digest } => {
-                let verdict =
+                let change =
                     self.governance
                         .check_approval(signer, proposal_digest, received_at)?;
-                if let Verdict::Enacts(change) = verdict {
-                    self.check_probe_change(&change).map_err(|refusal| {
-                        CommandRefusal::Conflict(format!(
-                            "proposal {} ({}) can no longer take effect: {refusal}",
-                            hex::encode(proposal_digest),
-                            change.describe()
-                        ))
-                    })?;
-                }
+                self.check_probe_change(&change).map_err(|refusal| {
+                    CommandRefusal::Conflict(format!(
+                        "proposal {} ({}) can no longer take effect: {refusal}",
+                        hex::encode(proposal_digest),
+                        change.describe()
+                    ))
+                })?;
             }
             Command::DefineService(_) => {}
             Command::ScheduleMaintenance {

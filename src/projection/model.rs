@@ -189,7 +189,8 @@ pub struct RegisteredProbe {
     pub registered_at: i64,
     /// The admin key that proposed (signed) the registration.
     pub registered_by: String,
-    /// The admin keys whose signatures made it take effect, the proposer first.
+    /// The admin keys whose signatures counted when it took effect, in log order (the
+    /// proposer first unless its key was revoked before then).
     pub approved_by: Vec<String>,
     /// The `received_at` of its revocation, if the prefix revoked it.
     pub revoked_at: Option<i64>,

@@ -156,8 +156,12 @@ pub fn service_page(
                 .is_some_and(|r| r.revoked_at.is_some()),
             registered: probe.registration.map(|r| Registration {
                 at: time_view(r.registered_at),
+                approved_by: r
+                    .approved_by
+                    .into_iter()
+                    .filter(|admin| *admin != r.registered_by)
+                    .collect(),
                 by: r.registered_by,
-                approved_by: r.approved_by.into_iter().skip(1).collect(),
             }),
             probe_id: probe.probe_id,
         })

@@ -164,7 +164,7 @@ pub struct ProbeRow {
 pub struct Registration {
     pub at: TimeView,
     pub by: String,
-    /// The approvers after the proposer (empty when one signature sufficed).
+    /// The other admins whose approvals counted (empty when one signature sufficed).
     pub approved_by: Vec<String>,
 }
 
