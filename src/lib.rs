@@ -30,6 +30,7 @@
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
 
+pub mod alert;
 pub mod audit;
 pub mod bench;
 pub mod checkpoint;

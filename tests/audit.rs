@@ -241,6 +241,8 @@ enum Lie {
     InflateUpMs(&'static str),
     /// Answer no incidents for this service.
     HideIncidents(&'static str),
+    /// Answer an empty alert history for this service.
+    HideAlertHistory(&'static str),
     /// Send one entry more than GetEntries asked for (a copy of the first, re-indexed).
     ExtraEntry,
     /// Re-sign this observation entry by its own probe with a signature that only the
@@ -437,6 +439,19 @@ impl QueryService for LyingProxy {
     ) -> Result<Response<StateStream>, RpcStatus> {
         Err(RpcStatus::unimplemented("not proxied"))
     }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, RpcStatus> {
+        let request = request.into_inner();
+        let service_id = request.service_id.clone();
+        let mut response = self.query().list_alerts(request).await?;
+        if matches!(self.lie, Lie::HideAlertHistory(lied_about) if lied_about == service_id) {
+            response.get_mut().history.clear();
+        }
+        Ok(response)
+    }
 }
 
 async fn audit_through(ledger: &TestLedger, verifier_key: &str, lie: Lie) -> Output {
@@ -506,6 +521,16 @@ async fn audit_names_the_report_field_a_server_lied_about() {
         message.contains(
             "service passport: the server's incident list's number of incidents is 0, but the log gives 1"
         ),
+        "{message}"
+    );
+
+    // The outage [T0-5m, T0-3m) fired an outage alert (and burned the budget); a server
+    // that hides the episodes is caught.
+    let message =
+        failure(&audit_through(&ledger, &verifier_key, Lie::HideAlertHistory("passport")).await);
+    assert!(
+        message
+            .contains("service passport: the server's alert history count is 0, but the log gives"),
         "{message}"
     );
 }

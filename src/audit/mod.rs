@@ -15,7 +15,9 @@
 mod compare;
 mod prefix;
 
-pub use compare::{check_consistency, compare_incidents, compare_prefix, compare_report};
+pub use compare::{
+    check_consistency, compare_alerts, compare_incidents, compare_prefix, compare_report,
+};
 pub use prefix::{audit_prefix, PrefixAudit, AUDIT_CHUNK};
 
 use crate::domain::{Genesis, Millis, RejectReason};

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::console;
+use uptime_ledger::alert::{self, config::AlertsConfig, notifier::Alerting};
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
@@ -50,6 +51,10 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     pub(super) checkpoint_interval: Duration,
+    /// Alert rules and receivers (TOML; see `alert::config`). Without it, alerts are
+    /// computed under the default rules and served, and nothing is sent.
+    #[arg(long, value_name = "FILE")]
+    pub(super) alerts: Option<PathBuf>,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
     #[command(flatten)]
@@ -108,6 +113,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub(super) struct Server {
     pub ledger: Arc<Ledger>,
     pub projections: Arc<Projections>,
+    pub alerting: Arc<Alerting>,
     grpc_listener: tokio::net::TcpListener,
     http_listener: tokio::net::TcpListener,
     limits: Limits,
@@ -123,6 +129,10 @@ impl Server {
             bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
         }
         let (tls, read_token) = args.security.load()?;
+        let alerts_config = match &args.alerts {
+            Some(path) => alert::config::load(path)?,
+            None => AlertsConfig::default(),
+        };
         let keys_dir = args.data_dir.join("keys");
         std::fs::create_dir_all(&keys_dir)
             .with_context(|| format!("cannot create {}", keys_dir.display()))?;
@@ -138,6 +148,7 @@ impl Server {
             key
         };
         let admin_keys = admin_keys(args, &keys_dir)?;
+        let alert_key = ledger_key.clone();
         let config = LedgerConfig {
             data_dir: args.data_dir.clone(),
             ledger_key,
@@ -166,6 +177,13 @@ impl Server {
             tokio::task::block_in_place(move || Projections::start(ledger, projector_config))
                 .context("cannot start the projections")?
         };
+        let alerting = Alerting::start(
+            alerts_config,
+            &args.data_dir,
+            projections.clone(),
+            alert_key,
+        )
+        .context("cannot start alerting")?;
         let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
@@ -175,6 +193,7 @@ impl Server {
         Ok(Server {
             ledger,
             projections,
+            alerting,
             grpc_listener,
             http_listener,
             limits,
@@ -229,6 +248,7 @@ impl Server {
         let Server {
             ledger,
             projections,
+            alerting,
             grpc_listener,
             http_listener,
             limits,
@@ -254,7 +274,8 @@ impl Server {
         let http = tokio::spawn({
             let stop = stop.clone();
             let state = HttpState::new(ledger.clone(), projections.clone())
-                .with_read_token(read_token.clone());
+                .with_read_token(read_token.clone())
+                .with_alerting(alerting.clone());
             let server = uptime_ledger::http::serve_maybe_tls(
                 http_listener,
                 tls.as_ref().map(ServerTls::http),
@@ -277,6 +298,7 @@ impl Server {
                 tls,
                 read_token,
                 admission: None,
+                alerting: Some(alerting.clone()),
             },
             when_stopped(),
         )
@@ -284,6 +306,7 @@ impl Server {
         let _ = stop.send(true);
         grpc_result.context("the gRPC server failed")?;
         http.await?.context("the HTTP server failed")?;
+        alerting.shutdown().await;
         projections.shutdown().await;
         ledger.shutdown().await;
         tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");

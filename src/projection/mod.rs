@@ -58,7 +58,7 @@ pub mod semantics;
 mod snapshot;
 
 #[cfg(test)]
-mod reference_tests;
+pub(crate) mod reference_tests;
 
 pub use engine::{Projection, ProjectionConfig};
 pub use model::{
