@@ -220,6 +220,13 @@ async fn list_alerts_and_the_json_api_give_the_same_alerts_with_their_figures() 
         400
     );
 
+    // The status page lists what fires now (T0 + 10 min): the 6 h burn rule, whose 30 min
+    // window still holds the outage's 3 minutes.
+    let page = ledger.http_get("/").await;
+    assert!(page.body.contains("Alerts firing"), "{}", page.body);
+    assert!(page.body.contains("slo_burn_6h"), "{}", page.body);
+    assert!(!page.body.contains("<td>outage</td>"), "{}", page.body);
+
     // Burn rates are gauges, per service and window.
     let metrics = ledger.metrics().await;
     assert!(
