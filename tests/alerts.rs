@@ -453,6 +453,28 @@ async fn serve_killed_with_undelivered_notifications_delivers_them_after_restart
     drop(restarted);
 }
 
+#[test]
+fn serve_refuses_an_alerts_file_with_a_mistake_naming_its_line() {
+    let (_temp, data) = durability::temp_data();
+    let alerts = write_alerts_file(
+        &data,
+        "for = \"1m\"\n\n[service.tax]\nrules = [\"outage\", \"outgae\"]\n",
+    );
+    let output = serve_command(&data.join("ledger"))
+        .args(["--alerts", &alerts])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "alerts.toml line 4: unknown rule \"outgae\", expected one of outage, no_data"
+        ),
+        "{stderr}"
+    );
+    assert!(!data.join("ledger").join("alerts").exists());
+}
+
 /// A real Alertmanager on a loopback port with a throwaway config and storage; killed on drop.
 struct Alertmanager {
     url: String,
