@@ -354,6 +354,65 @@ async fn webhooks_are_signed_and_delivered_once_per_id_after_the_receiver_comes_
     ledger.restart().await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.accepted().len(), 2);
+
+    // DOWN again from T0 + 100 s (firing from T0 + 110 s); then one prefix holds UP at
+    // T0 + 120 s and DOWN at T0 + 121 s, seen 14 s later: that episode resolved and
+    // another fired (since T0 + 131 s) between two evaluations, and both are sent.
+    ledger.clock.set(T0 + 111 * S);
+    ledger
+        .submit(vec![observation(
+            &key(1),
+            "p1",
+            "svc",
+            4,
+            T0 + 100 * S,
+            Status::Down,
+        )])
+        .await;
+    wait_until(Duration::from_secs(10), "the second outage", || {
+        receiver.accepted().len() >= 3
+    })
+    .await;
+    ledger.clock.set(T0 + 135 * S);
+    ledger
+        .submit(vec![
+            observation(&key(1), "p1", "svc", 5, T0 + 120 * S, Status::Up),
+            observation(&key(1), "p1", "svc", 6, T0 + 121 * S, Status::Down),
+        ])
+        .await;
+    wait_until(Duration::from_secs(10), "five deliveries", || {
+        receiver.accepted().len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = receiver.accepted();
+    let seen: Vec<(String, String)> = delivered
+        .iter()
+        .map(|delivery| {
+            let body = delivery.json();
+            let alert = &body["data"]["alert"];
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                alert["since"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let event = |kind: &str, since: i64| (kind.to_owned(), format_millis(since));
+    assert_eq!(
+        seen,
+        vec![
+            event("alert.fired", T0 + 30 * S),
+            event("alert.resolved", T0 + 30 * S),
+            event("alert.fired", T0 + 110 * S),
+            event("alert.resolved", T0 + 110 * S),
+            event("alert.fired", T0 + 131 * S),
+        ]
+    );
+    let ids: std::collections::BTreeSet<&str> = delivered
+        .iter()
+        .map(|delivery| delivery.id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 5, "one webhook-id per transition");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -242,9 +242,21 @@ fn evaluate_once(
     let mut firing_keys = BTreeSet::new();
     for alert in &firing {
         let key = (alert.service_id.clone(), alert.rule.name().to_owned());
-        firing_keys.insert(key.clone());
-        if open.contains_key(&key) {
-            continue;
+        match open.get(&key) {
+            // The same episode (a burn episode's start may move when late observations
+            // change the windows: it stays the same episode).
+            Some(open)
+                if alert.rule.is_burn() || open.alert["since"] == format_millis(alert.since) =>
+            {
+                firing_keys.insert(key);
+                continue;
+            }
+            // A state rule's episode ended and another began between two evaluations: the
+            // old one resolves below, and the new one fires.
+            Some(_) => {}
+            None => {
+                firing_keys.insert(key.clone());
+            }
         }
         let value = alert_json(alert, config.link.as_deref());
         let entries = entries_for(config, &value, Transition::Fired, now, &prefix, wall_now);
@@ -259,6 +271,9 @@ fn evaluate_once(
             },
         ));
     }
+    // Resolutions are written before the firings of the same batch's entries would be
+    // sent: a receiver sees an episode end before the next begins.
+    let mut resolutions = Batch::default();
     for (key, open_alert) in &open {
         if firing_keys.contains(key) {
             continue;
@@ -266,9 +281,12 @@ fn evaluate_once(
         let mut value = open_alert.alert.clone();
         value["until"] = serde_json::Value::String(format_millis(now));
         let entries = entries_for(config, &value, Transition::Resolved, now, &prefix, wall_now);
-        batch.entries.extend(entries);
-        batch.closed.push(key.clone());
+        resolutions.entries.extend(entries);
+        resolutions.closed.push(key.clone());
     }
+    resolutions.entries.append(&mut batch.entries);
+    resolutions.opened = batch.opened;
+    let batch = resolutions;
     if batch.opened.is_empty() && batch.closed.is_empty() {
         return Ok(false);
     }

@@ -89,6 +89,11 @@ impl Rule {
         Rule::ALL.into_iter().find(|rule| rule.name() == name)
     }
 
+    /// One of the SLO burn-rate rules.
+    pub fn is_burn(self) -> bool {
+        self.burn_position().is_some()
+    }
+
     pub fn severity(self) -> Severity {
         match self {
             Rule::Outage | Rule::SloBurn1h | Rule::SloBurn6h => Severity::Page,
