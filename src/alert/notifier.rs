@@ -139,6 +139,11 @@ impl Alerting {
         &self.config.policy
     }
 
+    /// Where notifications go, in config order.
+    pub fn receivers(&self) -> &[Receiver] {
+        &self.config.receivers
+    }
+
     /// Where alerts link to (the status page), if configured.
     pub fn link(&self) -> Option<&str> {
         self.config.link.as_deref()
@@ -166,12 +171,6 @@ impl Alerting {
         for task in tasks {
             let _ = task.await;
         }
-    }
-}
-
-impl OutboxError {
-    fn from_message(message: String) -> OutboxError {
-        OutboxError(message)
     }
 }
 

@@ -50,7 +50,13 @@ pub struct Batch {
 
 #[derive(Debug, thiserror::Error)]
 #[error("alert outbox: {0}")]
-pub struct OutboxError(pub(super) String);
+pub struct OutboxError(String);
+
+impl OutboxError {
+    pub(super) fn from_message(message: String) -> OutboxError {
+        OutboxError(message)
+    }
+}
 
 pub struct Outbox {
     db: sled::Db,

@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::console;
-use uptime_ledger::alert::{self, config::AlertsConfig, notifier::Alerting};
+use uptime_ledger::alert::config::{AlertsConfig, ReceiverKind};
+use uptime_ledger::alert::{self, notifier::Alerting};
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
@@ -229,6 +230,23 @@ impl Server {
         if self.read_token.is_some() {
             fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics".to_owned()));
         }
+        let receivers: Vec<String> = self
+            .alerting
+            .receivers()
+            .iter()
+            .map(|receiver| match &receiver.kind {
+                ReceiverKind::Alertmanager { url } => {
+                    format!("{} (Alertmanager {url})", receiver.name)
+                }
+                ReceiverKind::Webhook { url, .. } => format!("{} (webhook {url})", receiver.name),
+            })
+            .collect();
+        let alerts = if receivers.is_empty() {
+            "computed and served; nothing sent (no receivers in --alerts)".to_owned()
+        } else {
+            format!("sent to {}", receivers.join(", "))
+        };
+        fields.push(("alerts", alerts));
         fields.extend([
             ("data dir", data_dir.display().to_string()),
             ("tree size", self.ledger.tree_size().to_string()),
