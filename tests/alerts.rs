@@ -703,6 +703,22 @@ async fn alertmanager_shows_the_alert_resolves_it_and_keeps_a_silence() {
     assert_eq!(quiet["status"]["state"], "suppressed");
     assert_eq!(quiet["status"]["silencedBy"], serde_json::json!([silence]));
 
+    // While firing, the alerts are posted again every repost_interval (1 s here).
+    let started = Instant::now();
+    loop {
+        let metrics = ledger.metrics().await;
+        let reposts = metrics.get("uptime_ledger_alert_reposts_total", &[("receiver", "am")]);
+        if reposts.is_some_and(|reposts| reposts >= 1.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no re-post: {}",
+            metrics.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Recovery: the ledger posts endsAt and Alertmanager stops listing the alert.
     ledger.clock.set(now());
     let up = vec![observation(&key(1), "p1", "svc", 3, now(), Status::Up)];
