@@ -10,9 +10,11 @@
 //! - [`notification`]: a transition (fired / resolved) and the bodies each receiver gets;
 //! - [`signing`]: Standard Webhooks signatures (`v1a,` Ed25519, `v1,` HMAC-SHA256);
 //! - [`outbox`]: the durable outbox in its own sled database, `DATA_DIR/alerts`;
-//! - [`notifier`]: the tasks: evaluate each prefix into the outbox, deliver from it.
+//! - [`notifier`]: `Alerting`: the task that evaluates each prefix into the outbox;
+//! - `delivery`: one receiver's delivery from the outbox: order, retries, re-posts.
 
 pub mod config;
+mod delivery;
 pub mod evaluate;
 pub mod notification;
 pub mod notifier;
