@@ -204,6 +204,18 @@ async fn list_alerts_and_the_json_api_give_the_same_alerts_with_their_figures() 
         .await
         .unwrap_err();
     assert_eq!(bad_at.code(), tonic::Code::InvalidArgument);
+    let no_such_prefix = query
+        .list_alerts(pb::ListAlertsRequest {
+            tree_size: tree_size + 1_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        no_such_prefix.code(),
+        tonic::Code::NotFound,
+        "{no_such_prefix:?}"
+    );
     assert_eq!(
         ledger
             .http_get("/api/v1/alerts?service_id=nope")
@@ -413,6 +425,47 @@ async fn webhooks_are_signed_and_delivered_once_per_id_after_the_receiver_comes_
         .map(|delivery| delivery.id.as_str())
         .collect();
     assert_eq!(ids.len(), 5, "one webhook-id per transition");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_its_receiver_refuses_past_the_expiry_is_dropped_and_counted() {
+    let receiver = Receiver::start(Mode::Refuse).await;
+    let text = webhook_config(&receiver, "for = \"0s\"")
+        .replace("[delivery]\n", "[delivery]\nexpiry = \"1s\"\n");
+    let mut ledger = TestLedger::start_with_alerts(alerts_config(&text)).await;
+    one_probe_service(&mut ledger).await;
+    ledger
+        .submit(vec![observation(&key(1), "p1", "svc", 1, T0, Status::Down)])
+        .await;
+    wait_until(Duration::from_secs(10), "a refused attempt", || {
+        receiver.attempts() >= 1
+    })
+    .await;
+    let started = Instant::now();
+    loop {
+        let metrics = ledger.metrics().await;
+        let expired = metrics.get(
+            "uptime_ledger_alert_expired_total",
+            &[("receiver", "hooks")],
+        );
+        if expired == Some(1.0) {
+            assert_eq!(
+                metrics.get("uptime_ledger_alert_outbox_depth", &[]),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            metrics.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Given up on: a receiver back now gets nothing.
+    receiver.set_mode(Mode::Accept);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(receiver.accepted().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
