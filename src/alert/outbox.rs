@@ -66,7 +66,13 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn open(path: &Path) -> Result<Outbox, OutboxError> {
-        let db = sled::open(path).map_err(|e| OutboxError(format!("{}: {e}", path.display())))?;
+        // Small: the outbox holds what is undelivered, normally nothing. Opened as the log's
+        // store is, so a crash in the middle of a sled snapshot does not stop the start.
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(4 * 1024 * 1024);
+        let db = crate::log::open_sled(path, config)
+            .map_err(|e| OutboxError(format!("{}: {e}", path.display())))?;
         let open = db.open_tree("open").map_err(error)?;
         let outbox = db.open_tree("outbox").map_err(error)?;
         Ok(Outbox { db, open, outbox })
