@@ -615,6 +615,61 @@ pub fn availability_report_from_pb(
 }
 
 /// A served incident as the projection core's plain value.
+/// A served alert as the domain's, for comparison with a recomputed one.
+pub fn alert_from_pb(alert: &pb::Alert) -> Result<crate::alert::Alert, InvalidInput> {
+    use crate::alert::{BurnFigure, Figures, Rule};
+    use crate::projection::State;
+    let rule = match pb::AlertRule::try_from(alert.rule) {
+        Ok(pb::AlertRule::Outage) => Rule::Outage,
+        Ok(pb::AlertRule::NoData) => Rule::NoData,
+        Ok(pb::AlertRule::SloBurn1h) => Rule::SloBurn1h,
+        Ok(pb::AlertRule::SloBurn6h) => Rule::SloBurn6h,
+        Ok(pb::AlertRule::SloBurn3d) => Rule::SloBurn3d,
+        _ => return Err(InvalidInput(format!("unknown alert rule {}", alert.rule))),
+    };
+    let burn_window = |figure: Option<&pb::BurnWindowFigures>| {
+        let figure = figure.ok_or_else(|| InvalidInput("a burn alert without a window".into()))?;
+        Ok::<_, InvalidInput>(BurnFigure {
+            window_ms: i64::try_from(figure.window_ms)
+                .map_err(|_| InvalidInput("a burn window out of range".into()))?,
+            up_ms: figure.up_ms,
+            down_ms: figure.down_ms,
+            burn_rate: figure.burn_rate,
+        })
+    };
+    let figures = match &alert.figures {
+        Some(pb::alert::Figures::State(figures)) => Figures::State {
+            state: match pb::ServiceState::try_from(figures.state) {
+                Ok(pb::ServiceState::Down) => State::Down,
+                Ok(pb::ServiceState::Unknown) => State::Unknown,
+                _ => return Err(InvalidInput(format!("an alert on state {}", figures.state))),
+            },
+            state_since: entry::timestamp_millis(figures.state_since.as_ref(), "state_since")?,
+            for_ms: i64::try_from(figures.for_ms)
+                .map_err(|_| InvalidInput("`for` out of range".into()))?,
+        },
+        Some(pb::alert::Figures::Burn(figures)) => Figures::Burn {
+            slo_target: figures.slo_target,
+            threshold: figures.threshold,
+            long: burn_window(figures.long_window.as_ref())?,
+            short: burn_window(figures.short_window.as_ref())?,
+        },
+        None => return Err(InvalidInput("an alert without figures".into())),
+    };
+    Ok(crate::alert::Alert {
+        service_id: alert.service_id.clone(),
+        agency: alert.agency.clone(),
+        rule,
+        since: entry::timestamp_millis(alert.since.as_ref(), "alert since")?,
+        until: alert
+            .until
+            .as_ref()
+            .map(|until| entry::timestamp_millis(Some(until), "alert until"))
+            .transpose()?,
+        figures,
+    })
+}
+
 pub fn incident_from_pb(incident: &pb::Incident) -> Result<Incident, InvalidInput> {
     Ok(Incident {
         start: entry::timestamp_millis(incident.start.as_ref(), "incident start")?,

@@ -18,6 +18,8 @@
 //! - [`log`]: the store, the single writer with group commit, recovery, the `Ledger` handle;
 //! - [`projection`]: the pure SLA core; [`projector`]: the task that keeps it up to date;
 //! - [`window`], [`query`]: resolving windows and answering queries, for gRPC and HTTP alike;
+//! - [`alert`]: outage, no-data and SLO burn-rate alerts as answers of a prefix (pure), and
+//!   their delivery through a durable outbox to Alertmanager and signed webhooks;
 //! - [`rpc`]: the gRPC services (protobuf types stop there);
 //! - [`audit`]: the auditor's independent check of a log prefix (signatures, ingest rules,
 //!   recomputed reports compared with the server's) — pure;
@@ -32,6 +34,7 @@
 //! - [`clock`]: the injected wall clock;
 //! - [`pb`]: generated protobuf types.
 
+pub mod alert;
 pub mod audit;
 pub mod bench;
 pub mod checkpoint;

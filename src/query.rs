@@ -5,6 +5,7 @@
 //! current time) and returns plain domain values; the RPC and HTTP edges convert them to
 //! their wire formats and map [`QueryError`] to their status codes.
 
+use crate::alert::{self, Alert, AlertPolicy};
 use crate::governance::{ProposalState, ProposalStatus};
 use crate::log::ReadError;
 use crate::projection::{AvailabilityReport, Incident, Interval, Projection, ServiceSpec, State};
@@ -132,6 +133,56 @@ pub fn timeline(
         .timeline(service_id, start, end)
         .ok_or_else(|| QueryError::UnknownService(service_id.to_owned()))?;
     Ok(Windowed { start, end, value })
+}
+
+/// Alerts of one prefix: what fires at `at`, and every episode that fired during the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    pub at: i64,
+    pub firing: Vec<Alert>,
+    pub history: Windowed<Vec<Alert>>,
+}
+
+/// The alerts of one service, or of every service (in order of first definition) when
+/// `service_id` is `None`, under `policy`.
+pub fn alerts(
+    published: &Published,
+    policy: &AlertPolicy,
+    service_id: Option<&str>,
+    at: i64,
+    window: &WindowSpec,
+) -> Result<Alerts, QueryError> {
+    let (start, end) = resolve(published, window)?;
+    let projection = &published.projection;
+    let services: Vec<&str> = match service_id {
+        Some(service_id) => {
+            let spec = projection
+                .spec(service_id)
+                .ok_or_else(|| QueryError::UnknownService(service_id.to_owned()))?;
+            vec![spec.service_id.as_str()]
+        }
+        None => projection
+            .services()
+            .map(|spec| spec.service_id.as_str())
+            .collect(),
+    };
+    let firing = services
+        .iter()
+        .flat_map(|service_id| alert::firing_for(projection, policy, service_id, at))
+        .collect();
+    let history = services
+        .iter()
+        .flat_map(|service_id| alert::history(projection, policy, service_id, start, end))
+        .collect();
+    Ok(Alerts {
+        at,
+        firing,
+        history: Windowed {
+            start,
+            end,
+            value: history,
+        },
+    })
 }
 
 /// Runs `answer` on the published projection, or on the earlier checkpointed prefix

@@ -2,7 +2,8 @@
 //! an honest ledger passes and `--since` proves consistency across runs; a lying proxy in
 //! front of the ledger (a flipped entry byte, an inflated `up_ms`, a hidden incident) and
 //! a saved checkpoint from another history make `audit` fail with a message naming what
-//! is wrong; `report --json` and `export` print what the log holds.
+//! is wrong; `audit --alerts` recomputes alerts under the server's rules; `report --json`
+//! and `export` print what the log holds.
 
 mod common;
 
@@ -67,7 +68,11 @@ fn failure(output: &Output) -> String {
 /// - `tax`: maintenance m1 for [T0-1m, T0+10m) scheduled at T0 (effective from T0), then
 ///   p3 sees UP at T0+1m and T0+2m, received at T0+2m.
 async fn populated() -> (TestLedger, String) {
-    let mut ledger = TestLedger::start().await;
+    populated_with(TestLedger::start().await).await
+}
+
+/// [`populated`]'s log in `ledger`.
+async fn populated_with(mut ledger: TestLedger) -> (TestLedger, String) {
     ledger.define_service("passport").await;
     ledger.define_service("tax").await;
     for (probe_id, seed) in [("p1", 11), ("p2", 12), ("p3", 13)] {
@@ -241,6 +246,8 @@ enum Lie {
     InflateUpMs(&'static str),
     /// Answer no incidents for this service.
     HideIncidents(&'static str),
+    /// Answer an empty alert history for this service.
+    HideAlertHistory(&'static str),
     /// Send one entry more than GetEntries asked for (a copy of the first, re-indexed).
     ExtraEntry,
     /// Name someone else as the proposer's signature in every proposal (who approved what).
@@ -459,6 +466,19 @@ impl QueryService for LyingProxy {
     ) -> Result<Response<StateStream>, RpcStatus> {
         Err(RpcStatus::unimplemented("not proxied"))
     }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, RpcStatus> {
+        let request = request.into_inner();
+        let service_id = request.service_id.clone();
+        let mut response = self.query().list_alerts(request).await?;
+        if matches!(self.lie, Lie::HideAlertHistory(lied_about) if lied_about == service_id) {
+            response.get_mut().history.clear();
+        }
+        Ok(response)
+    }
 }
 
 async fn audit_through(ledger: &TestLedger, verifier_key: &str, lie: Lie) -> Output {
@@ -473,6 +493,49 @@ async fn audit_through(ledger: &TestLedger, verifier_key: &str, lie: Lie) -> Out
         "2026-11-26T23:50:00Z..2026-11-27T00:10:00Z",
     ])
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_recomputes_alerts_under_the_servers_alerts_file() {
+    // Only outage alerts, after 90 s: passport's 2-minute outage fired for its last 30 s,
+    // and nothing fires at the audited prefix's end; under the default rules much more.
+    let rules = "rules = [\"outage\"]\nfor = \"90s\"\n";
+    let config = uptime_ledger::alert::config::parse(rules, "alerts.toml").unwrap();
+    let (ledger, verifier_key) = populated_with(TestLedger::start_with_alerts(config).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.toml");
+    std::fs::write(&file, rules).unwrap();
+    let audit = |alerts: Option<&str>| {
+        let mut args = vec![
+            "audit",
+            "--ledger",
+            &ledger.address,
+            "--verifier-key",
+            &verifier_key,
+            "--window",
+            "2026-11-26T23:50:00Z..2026-11-27T00:10:00Z",
+        ];
+        if let Some(alerts) = alerts {
+            args.extend(["--alerts", alerts]);
+        }
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&args).await
+        }
+    };
+    let passed = stdout(&audit(Some(file.to_str().unwrap())).await);
+    assert!(
+        passed.contains("availability, incidents and alerts"),
+        "{passed}"
+    );
+    // Under the default rules the log gives alerts this server does not answer.
+    let message = failure(&audit(None).await);
+    assert!(
+        message
+            .contains("service passport: the server's firing alerts count is 0, but the log gives"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,6 +598,16 @@ async fn audit_names_the_report_field_a_server_lied_about() {
     let message = failure(&audit_through(&ledger, &verifier_key, Lie::CreditSomeoneElse).await);
     assert!(
         message.contains("the server's proposals #0") && message.contains("someone-else"),
+        "{message}"
+    );
+
+    // The outage [T0-5m, T0-3m) fired an outage alert (and burned the budget); a server
+    // that hides the episodes is caught.
+    let message =
+        failure(&audit_through(&ledger, &verifier_key, Lie::HideAlertHistory("passport")).await);
+    assert!(
+        message
+            .contains("service passport: the server's alert history count is 0, but the log gives"),
         "{message}"
     );
 }

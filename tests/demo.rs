@@ -97,6 +97,24 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
     )
     .await;
     assert_eq!(outvoted["down_ms"], 0, "{outvoted}");
+    // The demo configures alerts (DATA_DIR/alerts.toml): the backfilled outage of good
+    // conduct certificates fired an outage alert, which resolved.
+    assert!(data_dir.join("alerts.toml").exists());
+    let alerts = json(
+        &running.http,
+        &format!("/api/v1/alerts?service_id=police.good-conduct&{day}"),
+    )
+    .await;
+    let outages: Vec<&serde_json::Value> = alerts["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|alert| alert["alert"] == "outage")
+        .collect();
+    assert!(
+        outages.iter().any(|alert| alert["until"].is_string()),
+        "{alerts}"
+    );
     // The tax office's maintenance window was declared in advance.
     let tax = json(&running.http, "/api/v1/services/revenue.tax-filing").await;
     assert_eq!(

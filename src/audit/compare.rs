@@ -2,9 +2,10 @@
 //! field, and a checkpoint saved earlier against the latest one.
 
 use super::{AuditError, LogPrefix};
+use crate::alert::notification::alert_json;
+use crate::alert::Alert;
 use crate::checkpoint::{Checkpoint, NoteVerifier};
-use crate::domain::PreviousLog;
-use crate::domain::{format_millis, Millis};
+use crate::domain::{format_millis, Millis, PreviousLog};
 use crate::merkle::{self, Hash};
 use crate::projection::{AvailabilityReport, Incident};
 
@@ -93,6 +94,37 @@ pub fn compare_incidents(
             return Err(mismatch(
                 service_id,
                 format!("incident {n}"),
+                describe(served),
+                describe(recomputed),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compares served alerts (`what`: "firing alerts" or "alert history") with the
+/// recomputed ones, one by one in their JSON form; the error names the first that differs.
+pub fn compare_alerts(
+    service_id: &str,
+    what: &str,
+    served: &[Alert],
+    recomputed: &[Alert],
+) -> Result<(), AuditError> {
+    let describe = |alert: &Alert| alert_json(alert, None).to_string();
+    first_difference(
+        service_id,
+        what,
+        [(
+            "count",
+            served.len().to_string(),
+            recomputed.len().to_string(),
+        )],
+    )?;
+    for (n, (served, recomputed)) in served.iter().zip(recomputed).enumerate() {
+        if served != recomputed {
+            return Err(mismatch(
+                service_id,
+                format!("{what} {n}"),
                 describe(served),
                 describe(recomputed),
             ));

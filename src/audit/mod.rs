@@ -16,8 +16,8 @@ mod compare;
 mod prefix;
 
 pub use compare::{
-    check_consistency, check_succession, compare_governance, compare_incidents, compare_prefix,
-    compare_report,
+    check_consistency, check_succession, compare_alerts, compare_governance, compare_incidents,
+    compare_prefix, compare_report,
 };
 pub use prefix::{audit_prefix, PrefixAudit, AUDIT_CHUNK};
 

@@ -4,6 +4,7 @@
 //! Numbers on a shared 2-core machine are noisy: every figure is a median (with p99 where
 //! latency matters) and is printed next to a ceiling measured moments before.
 
+pub mod alerts;
 pub mod audit;
 pub mod ceilings;
 pub mod history;

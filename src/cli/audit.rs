@@ -5,7 +5,9 @@
 //! the log extends it; download every entry and recompute the Merkle root; check every
 //! entry's signature and ingest rules and recompute the projection ([`audit`], pure); ask
 //! the server for each service's availability and incidents *at the audited tree size* and
-//! compare them field by field with the recomputed ones. Any difference is an error naming
+//! compare them field by field with the recomputed ones; the same for the alerts firing at
+//! the prefix's last `received_at` and those that fired during the window, under the rules
+//! of `--alerts` (the server's file; default rules without it). Any difference is an error naming
 //! what differs; on success the new checkpoint is saved for the next audit.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
+use uptime_ledger::alert::{self, AlertPolicy};
 use uptime_ledger::audit::{self, AuditedPrefix, LogPrefix};
 use uptime_ledger::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
 use uptime_ledger::client::{self, AuditStep, LedgerChannel};
@@ -53,6 +56,10 @@ pub struct AuditArgs {
     /// The gRPC address of the ledger serving the previous log.
     #[arg(long, requires = "previous_verifier_key")]
     previous_ledger: Option<String>,
+    /// The server's alert rules (its `--alerts` file; receivers are ignored). Without it the
+    /// default rules, which is what a server without `--alerts` uses.
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
@@ -163,6 +170,10 @@ async fn audit_ledger(
     let services = services_to_check(&audited, &args.services)?;
     let (start, end) =
         window::resolve(&args.window, audited.as_of).map_err(|e| anyhow!("--window: {e}"))?;
+    let policy = match &args.alerts {
+        Some(path) => alert::config::load(path)?.policy,
+        None => AlertPolicy::default(),
+    };
     let mut query = QueryServiceClient::new(channel);
     let (keys, proposals) = compare_governance(&mut query, &audited, &prefix).await?;
     for service_id in &services {
@@ -173,6 +184,15 @@ async fn audit_ledger(
             &audited,
             &prefix,
             (start, end),
+        )
+        .await?;
+        compare_alerts(
+            &mut query,
+            service_id,
+            &args.window,
+            &audited,
+            &policy,
+            &prefix,
         )
         .await?;
     }
@@ -190,7 +210,7 @@ async fn audit_ledger(
     );
     println!("  signatures verified: {}", counts.signatures_verified);
     println!(
-        "  services checked: {} (availability and incidents over [{}, {}) equal the server's answers at tree size {})",
+        "  services checked: {} (availability, incidents and alerts over [{}, {}) equal the server's answers at tree size {})",
         services.len(),
         uptime_ledger::domain::format_millis(start),
         uptime_ledger::domain::format_millis(end),
@@ -412,6 +432,67 @@ async fn compare_service(
         &served_incidents,
         window,
         &recomputed,
+    )?;
+    Ok(())
+}
+
+/// Asks the server for the service's alerts at the audited tree size (firing at the
+/// prefix's last `received_at`, fired during the window) and compares them with the ones
+/// recomputed under `policy`.
+async fn compare_alerts(
+    query: &mut QueryServiceClient<LedgerChannel>,
+    service_id: &str,
+    window_spec: &WindowSpec,
+    audited: &AuditedPrefix,
+    policy: &AlertPolicy,
+    prefix: &LogPrefix,
+) -> anyhow::Result<()> {
+    let served = query
+        .list_alerts(pb::ListAlertsRequest {
+            service_id: service_id.to_owned(),
+            at: Some(uptime_ledger::entry::millis_timestamp(audited.as_of)),
+            window: Some(client::window_to_pb(window_spec)),
+            tree_size: prefix.tree_size,
+        })
+        .await
+        .map_err(|status| {
+            anyhow!(
+                "service {service_id}: ListAlerts failed: {}",
+                super::rpc_failure(&status)
+            )
+        })?
+        .into_inner();
+    let served_prefix = served.prefix.unwrap_or_default();
+    audit::compare_prefix(
+        service_id,
+        "alert list's",
+        &LogPrefix {
+            tree_size: served_prefix.tree_size,
+            checkpoint: served_prefix.checkpoint,
+        },
+        prefix,
+    )?;
+    let decode = |alerts: &[pb::Alert]| {
+        alerts
+            .iter()
+            .map(client::alert_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!("service {service_id}: the alert list is malformed: {e}"))
+    };
+    let (start, end) =
+        window::resolve(window_spec, audited.as_of).map_err(|e| anyhow!("--window: {e}"))?;
+    let projection = &audited.projection;
+    audit::compare_alerts(
+        service_id,
+        "firing alerts",
+        &decode(&served.firing)?,
+        &alert::firing_for(projection, policy, service_id, audited.as_of),
+    )?;
+    audit::compare_alerts(
+        service_id,
+        "alert history",
+        &decode(&served.history)?,
+        &alert::history(projection, policy, service_id, start, end),
     )?;
     Ok(())
 }

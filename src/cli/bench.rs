@@ -1,4 +1,4 @@
-//! `uptime-ledger bench ingest|query|rebuild|audit|all`: the benchmark suite, with the
+//! `uptime-ledger bench ingest|query|rebuild|audit|alerts|all`: the benchmark suite, with the
 //! machine's ceilings measured in the same run; `bench peers`: the ledger's side of the
 //! peer comparison run by `bench/peers/run.py`. Writes a table to stdout and JSON to
 //! `--json`.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
-use uptime_ledger::bench::{audit, ceilings, history, ingest, peers, query};
+use uptime_ledger::bench::{alerts, audit, ceilings, history, ingest, peers, query};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -45,6 +45,8 @@ enum Which {
     Query,
     Rebuild,
     Audit,
+    /// Alert evaluation per checkpoint at 100 services (in-process, no history cache).
+    Alerts,
     /// Not part of `all`: run by `bench/peers/run.py`.
     Peers,
     All,
@@ -53,6 +55,14 @@ enum Which {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Peers {
         return run_peers(&args).await;
+    }
+    if args.which == Which::Alerts {
+        let result = run_alerts(args.quick);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+            println!("\nwrote {}", path.display());
+        }
+        return Ok(());
     }
     let days: &[u32] = if args.quick { &[1, 3] } else { &[1, 30, 365] };
     let calls = if args.quick { 200 } else { 2000 };
@@ -219,8 +229,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "ratio_to_wall_ceiling_times_threads": ratio_wall,
         }));
     }
+    let alert_results: Vec<_> = (args.which == Which::All)
+        .then(|| run_alerts(args.quick))
+        .into_iter()
+        .collect();
     if let Some(path) = args.json {
         let json = serde_json::json!({
+            "alerts": alert_results,
             "quick": args.quick,
             "ceilings": machine,
             "ingest": ingest_results,
@@ -233,6 +248,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("\nwrote {}", path.display());
     }
     Ok(())
+}
+
+/// Alert evaluation per checkpoint (pure; on the blocking pool's terms: this thread).
+fn run_alerts(quick: bool) -> alerts::AlertsResult {
+    let evaluations = if quick { 50 } else { 500 };
+    let result = alerts::run(quick, evaluations);
+    println!(
+        "\n# alert evaluation per checkpoint: every rule of {} services at one instant",
+        result.services
+    );
+    println!(
+        "{} h of history ({} inputs, 3 probes per service checked every minute, 10 services in an outage): p50 {:.0} µs, p99 {:.0} µs over {} evaluations; {} alerts firing",
+        result.history_hours, result.inputs, result.evaluation.p50_us, result.evaluation.p99_us,
+        result.evaluation.samples, result.firing
+    );
+    result
 }
 
 /// `bench peers`: loads the samples into a ledger (cached) and answers the comparison's

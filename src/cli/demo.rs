@@ -20,7 +20,7 @@ use super::console;
 use uptime_ledger::client;
 use uptime_ledger::clock::{Clock, SystemClock};
 use uptime_ledger::crypto;
-use uptime_ledger::demo::{history, simulator, Script, PROBES, SERVICES};
+use uptime_ledger::demo::{alert_receiver, history, simulator, Script, PROBES, SERVICES};
 use uptime_ledger::domain::{
     AdminCommand, Command, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
 };
@@ -67,7 +67,13 @@ pub struct DemoArgs {
     /// How often each live probe checks each service.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     check_interval: Duration,
+    /// Also send the alerts to this Alertmanager (its base URL, e.g. http://127.0.0.1:9093).
+    #[arg(long, value_name = "URL")]
+    alertmanager: Option<String>,
 }
+
+/// `for` of the demo's outage and no-data alerts: short, so they fire during its outages.
+const ALERT_FOR: &str = "30s";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.history > Duration::from_secs(30 * 86_400) {
@@ -87,6 +93,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )),
     };
     let anchor = read_anchor(&data_dir)?;
+    let receiver_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot bind the demo's webhook receiver")?;
+    let alerts = write_alerts_config(
+        &data_dir,
+        args.http_addr,
+        receiver_listener.local_addr()?,
+        args.alertmanager.as_deref(),
+    )?;
     // The backfill sends days of a probe's observations at once: no per-probe rate limit.
     let limits = Limits {
         probe_rate: 0.0,
@@ -108,6 +123,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             continue_from: None,
             rebuild_projections: false,
             checkpoint_interval: Duration::from_millis(500),
+            alerts: Some(alerts),
             limits: LimitArgs::default(),
             security: SecurityArgs::default(),
         },
@@ -120,6 +136,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (ledger, projections) = (server.ledger.clone(), server.projections.clone());
 
     let (stop_server, server_stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(alert_receiver::serve(
+        receiver_listener,
+        server.ledger.verifier().clone(),
+        |line| console::say(format_args!("{line}")),
+        wait_for(server_stopped.clone()),
+    ));
     let mut serving = tokio::spawn(server.serve_until(wait_for(server_stopped)));
     let ledger_url = format!("http://{grpc_addr}");
     let channel = client::connect(&ledger_url)
@@ -388,6 +410,31 @@ fn write_probe_config(
     Ok(path)
 }
 
+/// Writes the demo's `--alerts` file: outage and no-data after [`ALERT_FOR`], every burn
+/// rule, evaluated every 2 s, sent to the demo's own webhook receiver (and to an
+/// Alertmanager when one is given), linking to the status page.
+fn write_alerts_config(
+    data_dir: &Path,
+    http: SocketAddr,
+    receiver: SocketAddr,
+    alertmanager: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut text = format!(
+        "for = \"{ALERT_FOR}\"\nlink = \"http://{http}\"\n\n[delivery]\nevaluation_interval = \"2s\"\nrepost_interval = \"30s\"\nmax_backoff = \"30s\"\n\n[[receiver]]\nname = \"demo-webhook\"\nwebhook = \"http://{receiver}{}\"\n",
+        alert_receiver::PATH
+    );
+    if let Some(url) = alertmanager {
+        text.push_str(&format!(
+            "\n[[receiver]]\nname = \"alertmanager\"\nalertmanager = \"{url}\"\n"
+        ));
+    }
+    let path = data_dir.join("alerts.toml");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 fn print_banner(
     data_dir: &Path,
     grpc: SocketAddr,
@@ -405,6 +452,7 @@ fn print_banner(
                 format!("http://{http}/services/immigration.passport"),
             ),
             ("JSON API", format!("http://{http}/api/v1/services")),
+            ("alerts", format!("http://{http}/api/v1/alerts")),
             ("Prometheus metrics", format!("http://{http}/metrics")),
             ("gRPC", format!("http://{grpc}")),
             (
@@ -420,7 +468,9 @@ fn print_banner(
         "What happens next: passport applications go down for everyone at +1m30s and come\n\
          back at +6m; business registration flaps for 15 minutes; the mobile-network probe\n\
          loses driving licences for 10 minutes (the other two outvote it); tax filing is in\n\
-         planned maintenance from +3m to +13m. In another terminal:\n  \
+         planned maintenance from +3m to +13m. Alerts fire 30 s into an outage and resolve\n\
+         when it ends; the demo's webhook receiver prints each one below (the alerts file is\n\
+         DATA_DIR/alerts.toml; --alertmanager URL also sends them there). In another terminal:\n  \
          uptime-ledger report --ledger http://{grpc} --window last-24h\n  \
          uptime-ledger audit --ledger http://{grpc} --verifier-key '{verifier}' --window last-24h"
     ));

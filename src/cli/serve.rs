@@ -9,6 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::console;
+use uptime_ledger::alert::config::{AlertsConfig, ReceiverKind};
+use uptime_ledger::alert::{self, notifier::Alerting};
 use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
@@ -62,6 +64,10 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     pub(super) checkpoint_interval: Duration,
+    /// Alert rules and receivers (TOML; see `alert::config`). Without it, alerts are
+    /// computed under the default rules and served, and nothing is sent.
+    #[arg(long, value_name = "FILE")]
+    pub(super) alerts: Option<PathBuf>,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
     #[command(flatten)]
@@ -120,6 +126,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub(super) struct Server {
     pub ledger: Arc<Ledger>,
     pub projections: Arc<Projections>,
+    pub alerting: Arc<Alerting>,
     grpc_listener: tokio::net::TcpListener,
     http_listener: tokio::net::TcpListener,
     limits: Limits,
@@ -135,6 +142,10 @@ impl Server {
             bail!("--checkpoint-interval must be between 1ms and 1s (checkpoints are published at least every second)");
         }
         let (tls, read_token) = args.security.load()?;
+        let alerts_config = match &args.alerts {
+            Some(path) => alert::config::load(path)?,
+            None => AlertsConfig::default(),
+        };
         let keys_dir = args.data_dir.join("keys");
         std::fs::create_dir_all(&keys_dir)
             .with_context(|| format!("cannot create {}", keys_dir.display()))?;
@@ -155,6 +166,7 @@ impl Server {
             );
         }
         let admin_keys = admin_keys(args, &keys_dir)?;
+        let alert_key = ledger_key.clone();
         let config = LedgerConfig {
             data_dir: args.data_dir.clone(),
             ledger_key,
@@ -189,6 +201,13 @@ impl Server {
             tokio::task::block_in_place(move || Projections::start(ledger, projector_config))
                 .context("cannot start the projections")?
         };
+        let alerting = Alerting::start(
+            alerts_config,
+            &args.data_dir,
+            projections.clone(),
+            alert_key,
+        )
+        .context("cannot start alerting")?;
         let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.grpc_addr))?;
@@ -198,6 +217,7 @@ impl Server {
         Ok(Server {
             ledger,
             projections,
+            alerting,
             grpc_listener,
             http_listener,
             limits,
@@ -233,6 +253,23 @@ impl Server {
         if self.read_token.is_some() {
             fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics".to_owned()));
         }
+        let receivers: Vec<String> = self
+            .alerting
+            .receivers()
+            .iter()
+            .map(|receiver| match &receiver.kind {
+                ReceiverKind::Alertmanager { url } => {
+                    format!("{} (Alertmanager {url})", receiver.name)
+                }
+                ReceiverKind::Webhook { url, .. } => format!("{} (webhook {url})", receiver.name),
+            })
+            .collect();
+        let alerts = if receivers.is_empty() {
+            "computed and served; nothing sent (no receivers in --alerts)".to_owned()
+        } else {
+            format!("sent to {}", receivers.join(", "))
+        };
+        fields.push(("alerts", alerts));
         fields.extend([
             ("data dir", data_dir.display().to_string()),
             ("tree size", self.ledger.tree_size().to_string()),
@@ -252,6 +289,7 @@ impl Server {
         let Server {
             ledger,
             projections,
+            alerting,
             grpc_listener,
             http_listener,
             limits,
@@ -277,7 +315,8 @@ impl Server {
         let http = tokio::spawn({
             let stop = stop.clone();
             let state = HttpState::new(ledger.clone(), projections.clone())
-                .with_read_token(read_token.clone());
+                .with_read_token(read_token.clone())
+                .with_alerting(alerting.clone());
             let server = uptime_ledger::http::serve_maybe_tls(
                 http_listener,
                 tls.as_ref().map(ServerTls::http),
@@ -300,6 +339,7 @@ impl Server {
                 tls,
                 read_token,
                 admission: None,
+                alerting: Some(alerting.clone()),
             },
             when_stopped(),
         )
@@ -307,6 +347,7 @@ impl Server {
         let _ = stop.send(true);
         grpc_result.context("the gRPC server failed")?;
         http.await?.context("the HTTP server failed")?;
+        alerting.shutdown().await;
         projections.shutdown().await;
         ledger.shutdown().await;
         tracing::info!(tree_size = ledger.tree_size(), "shut down cleanly");

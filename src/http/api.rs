@@ -469,10 +469,98 @@ pub async fn checkpoint(
     }))
 }
 
+/// `?service_id=…&at=RFC3339` and a history window (as [`WindowParams`]; default the last
+/// 24 h) and `tree_size`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AlertsParams {
+    pub service_id: Option<String>,
+    pub at: Option<String>,
+    pub window: Option<String>,
+    pub month: Option<String>,
+    pub time_zone: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub tree_size: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertsResponse {
+    /// The instant of `firing`.
+    pub at: String,
+    /// Every alert firing at `at` (see `alert::notification::alert_json`).
+    pub firing: Vec<serde_json::Value>,
+    /// The window of `history`.
+    pub start: String,
+    pub end: String,
+    /// Every episode that fired during `[start, end)`, whole.
+    pub history: Vec<serde_json::Value>,
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+/// `GET /api/v1/alerts`: what fires now (or at `at`), since when, with the figures, and
+/// what fired during the window; the same answer as `ListAlerts`.
+pub async fn alerts(
+    State(state): State<HttpState>,
+    params: Result<Query<AlertsParams>, QueryRejection>,
+) -> Result<Json<AlertsResponse>, ApiError> {
+    let Query(params) = params.map_err(bad_query)?;
+    let window_params = WindowParams {
+        window: params.window,
+        month: params.month,
+        time_zone: params.time_zone,
+        start: params.start,
+        end: params.end,
+        tree_size: params.tree_size,
+    };
+    let window = if window_params.window.is_none()
+        && window_params.month.is_none()
+        && window_params.start.is_none()
+        && window_params.end.is_none()
+    {
+        crate::window::WindowSpec::Last24Hours
+    } else {
+        window_params.window_spec()?
+    };
+    let at = match &params.at {
+        Some(at) => super::params::parse_time(at, "at")?,
+        None => state.projections.now(),
+    };
+    let alerting = state.alerting.clone();
+    let service_id = params.service_id;
+    let response = state
+        .at_prefix(params.tree_size, move |published| {
+            let found = query::alerts(
+                published,
+                alerting.policy(),
+                service_id.as_deref(),
+                at,
+                &window,
+            )?;
+            let json = |alerts: &[crate::alert::Alert]| {
+                alerts
+                    .iter()
+                    .map(|alert| crate::alert::notification::alert_json(alert, alerting.link()))
+                    .collect()
+            };
+            Ok(AlertsResponse {
+                at: format_millis(found.at),
+                firing: json(&found.firing),
+                start: format_millis(found.history.start),
+                end: format_millis(found.history.end),
+                history: json(&found.history.value),
+                tree_size: published.tree_size,
+                checkpoint: published.checkpoint.clone(),
+            })
+        })
+        .await?;
+    Ok(Json(response))
+}
+
 /// Any other path under `/api/`.
 pub async fn not_found() -> ApiError {
     ApiError(HttpError::not_found(
-        "no such API route; see the README for /api/v1/services, …/availability, …/incidents, …/timeline and /api/v1/checkpoint",
+        "no such API route; see the README for /api/v1/services, …/availability, …/incidents, …/timeline, /api/v1/alerts and /api/v1/checkpoint",
     ))
 }
 

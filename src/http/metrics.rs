@@ -3,6 +3,7 @@
 //! projection on each scrape, in the Prometheus text format.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -10,6 +11,8 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::alert::notifier::{Alerting, DeliveryCounters};
+use crate::clock::{Clock, SystemClock};
 use crate::log::Ledger;
 use crate::metrics::PREFIX;
 use crate::projection::State;
@@ -18,14 +21,160 @@ use crate::window::WindowSpec;
 
 /// The metrics registry a server exposes: the ledger's counters plus the gauges read on
 /// each scrape.
-pub fn registry(ledger: Arc<Ledger>, projections: Arc<Projections>) -> Registry {
+pub fn registry(
+    ledger: Arc<Ledger>,
+    projections: Arc<Projections>,
+    alerting: Arc<Alerting>,
+) -> Registry {
     let mut registry = Registry::with_prefix(PREFIX);
     ledger.metrics().register(&mut registry);
+    registry.register_collector(Box::new(AlertGauges {
+        projections: projections.clone(),
+        alerting,
+    }));
     registry.register_collector(Box::new(ScrapeGauges {
         ledger,
         projections,
     }));
     registry
+}
+
+/// The alerts firing now, the burn rate of every service over each window the burn rules
+/// use, and the outbox's deliveries, failures, depth and age.
+struct AlertGauges {
+    projections: Arc<Projections>,
+    alerting: Arc<Alerting>,
+}
+
+impl fmt::Debug for AlertGauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertGauges").finish_non_exhaustive()
+    }
+}
+
+/// A delivery counter's name, help and how to read it.
+type DeliveryCounter = (&'static str, &'static str, fn(&DeliveryCounters) -> u64);
+
+/// A window length as Prometheus writes durations: `5m`, `1h`, `3d`, else milliseconds.
+fn window_label(ms: i64) -> String {
+    const UNITS: [(i64, &str); 3] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m")];
+    UNITS
+        .iter()
+        .find(|(unit, _)| ms > 0 && ms % unit == 0)
+        .map(|(unit, suffix)| format!("{}{suffix}", ms / unit))
+        .unwrap_or_else(|| format!("{ms}ms"))
+}
+
+impl Collector for AlertGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let policy = self.alerting.policy();
+        let now = self.projections.now();
+        {
+            let published = self.projections.read();
+            let projection = &published.projection;
+            let mut firing = encoder.encode_descriptor(
+                "alert_firing",
+                "1 for each alert firing now (alert = outage, no_data, slo_burn_1h, slo_burn_6h, slo_burn_3d)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for alert in crate::alert::firing_at(projection, policy, now) {
+                let labels = [
+                    ("service_id", alert.service_id.as_str()),
+                    ("alert", alert.rule.name()),
+                    ("severity", alert.rule.severity().name()),
+                ];
+                firing.encode_family(&labels)?.encode_gauge(&1i64)?;
+            }
+            let mut burn = encoder.encode_descriptor(
+                "service_burn_rate",
+                "Error-budget burn rate (down/(up+down))/(1-slo_target) over each window ending on the last whole evaluation step; absent without data",
+                None,
+                MetricType::Gauge,
+            )?;
+            let instant = policy.burn_instant(now);
+            let mut windows: Vec<i64> = policy
+                .burn
+                .iter()
+                .flat_map(|w| [w.long_ms, w.short_ms])
+                .collect();
+            windows.sort_unstable();
+            windows.dedup();
+            for spec in projection.services() {
+                for &window in &windows {
+                    let Some(report) = projection.report(
+                        &spec.service_id,
+                        instant.saturating_sub(window),
+                        instant,
+                    ) else {
+                        continue;
+                    };
+                    if let Some(rate) =
+                        crate::alert::burn_rate(report.up_ms, report.down_ms, report.slo_target)
+                    {
+                        let label = window_label(window);
+                        let labels = [
+                            ("service_id", spec.service_id.as_str()),
+                            ("window", label.as_str()),
+                        ];
+                        burn.encode_family(&labels)?.encode_gauge(&rate)?;
+                    }
+                }
+            }
+        }
+        let counters: [DeliveryCounter; 4] = [
+            (
+                "alert_deliveries",
+                "Notifications a receiver accepted (2xx)",
+                |c| c.delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "alert_delivery_failures",
+                "Delivery attempts that failed (error, timeout or non-2xx)",
+                |c| c.failed_attempts.load(Ordering::Relaxed),
+            ),
+            (
+                "alert_expired",
+                "Notifications dropped undelivered after the configured expiry",
+                |c| c.expired.load(Ordering::Relaxed),
+            ),
+            (
+                "alert_reposts",
+                "Re-posts of the firing alerts to an Alertmanager",
+                |c| c.reposts.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (receiver, counters) in self.alerting.counters() {
+                family
+                    .encode_family(&[("receiver", receiver)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&read(counters), None)?;
+            }
+        }
+        if let Some((depth, oldest)) = self.alerting.outbox_depth() {
+            encoder
+                .encode_descriptor(
+                    "alert_outbox_depth",
+                    "Notifications waiting in the outbox",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&(depth as i64))?;
+            let age = oldest.map_or(0.0, |oldest| {
+                SystemClock.now_millis().saturating_sub(oldest).max(0) as f64 / 1000.0
+            });
+            encoder
+                .encode_descriptor(
+                    "alert_outbox_oldest_age",
+                    "Age of the oldest notification waiting in the outbox (0 when empty)",
+                    Some(&Unit::Seconds),
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&age)?;
+        }
+        Ok(())
+    }
 }
 
 /// Gauges computed when scraped, from the ledger and the published projection.

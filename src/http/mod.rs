@@ -32,6 +32,7 @@ use axum::serve::Listener;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::alert::notifier::Alerting;
 use crate::limits::{ConnectionLimit, LimitedIo, Limits};
 use crate::log::Ledger;
 use crate::projector::{Projections, Published};
@@ -51,21 +52,37 @@ pub struct HttpState {
     verifier_key: String,
     /// When set, `/api/…` (but `/api/v1/checkpoint`) and `/metrics` need it as a bearer token.
     read_token: Option<Arc<ReadToken>>,
+    /// The alert rules `/api/v1/alerts`, the status page and `/metrics` answer under, and the
+    /// outbox's figures.
+    alerting: Arc<Alerting>,
     /// Serving HTTPS (there is no mixed mode: with TLS on, plaintext HTTP is not served).
     https: bool,
 }
 
 impl HttpState {
     pub fn new(ledger: Arc<Ledger>, projections: Arc<Projections>) -> HttpState {
-        let metrics = metrics::registry(ledger.clone(), projections.clone());
+        let alerting = Alerting::policy_only(Default::default());
+        let metrics = metrics::registry(ledger.clone(), projections.clone(), alerting.clone());
         HttpState {
             verifier_key: ledger.verifier().to_string(),
             ledger,
             projections,
             metrics: Arc::new(metrics),
+            alerting,
             read_token: None,
             https: false,
         }
+    }
+
+    /// Answers alerts under `alerting`'s rules and exposes its delivery metrics.
+    pub fn with_alerting(mut self, alerting: Arc<Alerting>) -> HttpState {
+        self.metrics = Arc::new(metrics::registry(
+            self.ledger.clone(),
+            self.projections.clone(),
+            alerting.clone(),
+        ));
+        self.alerting = alerting;
+        self
     }
 
     /// Served over HTTPS only: every answer tells browsers to keep to HTTPS (HSTS).
@@ -217,6 +234,7 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
             get(api::incidents),
         )
         .route("/api/v1/services/{service_id}/timeline", get(api::timeline))
+        .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/checkpoint", get(api::checkpoint))
         .route("/api/v1/admin-keys", get(api::admin_keys))
         .route("/api/v1/proposals", get(api::proposals))

@@ -15,6 +15,16 @@ use super::HttpState;
 #[template(path = "index.html")]
 struct IndexTemplate<'a> {
     page: &'a StatusPage,
+    alerts: Vec<FiringAlert>,
+}
+
+/// One row of the status page's "Alerts firing" table.
+struct FiringAlert {
+    service_id: String,
+    alert: &'static str,
+    severity: &'static str,
+    /// RFC 3339.
+    since: String,
 }
 
 #[derive(Template)]
@@ -34,11 +44,26 @@ struct ErrorTemplate<'a> {
 /// `GET /`: the public status page, computed from one published prefix.
 pub async fn index(State(state): State<HttpState>) -> Result<Html<String>, PageError> {
     let now = state.projections.now();
-    let page = {
+    let (page, alerts) = {
         let published = state.projections.read();
-        view::status_page(&published, &state.verifier_key, now)
+        let alerts = crate::alert::firing_at(&published.projection, state.alerting.policy(), now)
+            .into_iter()
+            .map(|alert| FiringAlert {
+                service_id: alert.service_id,
+                alert: alert.rule.name(),
+                severity: alert.rule.severity().name(),
+                since: crate::domain::format_millis(alert.since),
+            })
+            .collect();
+        (
+            view::status_page(&published, &state.verifier_key, now),
+            alerts,
+        )
     };
-    render(&IndexTemplate { page: &page })
+    render(&IndexTemplate {
+        page: &page,
+        alerts,
+    })
 }
 
 /// `GET /services/{service_id}`: one service over the window in the query (last 30 days

@@ -140,7 +140,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ProbeConfig, Con
 }
 
 /// The 1-based line holding byte `offset` of `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
     text.as_bytes()[..offset]
         .iter()

@@ -58,7 +58,7 @@ pub mod semantics;
 mod snapshot;
 
 #[cfg(test)]
-mod reference_tests;
+pub(crate) mod reference_tests;
 #[cfg(test)]
 pub(crate) mod test_inputs;
 

@@ -22,14 +22,14 @@ use super::{Projection, ProjectionConfig};
 use crate::domain::ServiceId;
 use crate::governance::{Change, Step as GovernanceStep};
 
-const MAX_LATENESS_MS: i64 = 60;
-const SERVICE_IDS: [&str; 3] = ["s0", "s1", "s2"];
+pub(crate) const MAX_LATENESS_MS: i64 = 60;
+pub(crate) const SERVICE_IDS: [&str; 3] = ["s0", "s1", "s2"];
 
 /// The log as the rules read it: every input kept, nothing precomputed.
-struct NaiveLog {
+pub(crate) struct NaiveLog {
     service_order: Vec<String>,
     /// Per service, its definitions in log order with the `received_at` read.
-    definitions: BTreeMap<String, Vec<(i64, ServiceSpec)>>,
+    pub(crate) definitions: BTreeMap<String, Vec<(i64, ServiceSpec)>>,
     observations: Vec<NaiveObservation>,
     maintenance: Vec<NaiveMaintenance>,
     /// Per probe, where it was registered and whether it is revoked.
@@ -54,7 +54,7 @@ struct NaiveMaintenance {
 }
 
 impl NaiveLog {
-    fn from_inputs(inputs: &[ProjectionInput]) -> NaiveLog {
+    pub(crate) fn from_inputs(inputs: &[ProjectionInput]) -> NaiveLog {
         let mut log = NaiveLog {
             service_order: Vec::new(),
             definitions: BTreeMap::new(),
@@ -175,7 +175,7 @@ impl NaiveLog {
         log
     }
 
-    fn spec_at(&self, service_id: &str, t: i64) -> &ServiceSpec {
+    pub(crate) fn spec_at(&self, service_id: &str, t: i64) -> &ServiceSpec {
         let definitions = &self.definitions[service_id];
         let in_force = definitions
             .iter()
@@ -226,7 +226,7 @@ impl NaiveLog {
             })
     }
 
-    fn state(&self, service_id: &str, t: i64) -> State {
+    pub(crate) fn state(&self, service_id: &str, t: i64) -> State {
         if self
             .maintenance_windows(service_id)
             .any(|(start, end)| start <= t && t < end)
@@ -460,7 +460,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
 
 /// A random history: steps, each after a clock move (sometimes backwards) and
 /// a log index gap (entries that are not projection inputs).
-fn history_strategy() -> impl Strategy<Value = Vec<ProjectionInput>> {
+pub(crate) fn history_strategy() -> impl Strategy<Value = Vec<ProjectionInput>> {
     prop::collection::vec((step_strategy(), -10i64..=30, 1u64..=2), 1..70).prop_map(|steps| {
         let mut inputs = vec![
             test_inputs::genesis(0, 1, &["admin"]),
@@ -553,7 +553,7 @@ fn define_input(
     }
 }
 
-fn project(inputs: &[ProjectionInput]) -> Projection {
+pub(crate) fn project(inputs: &[ProjectionInput]) -> Projection {
     let mut projection = Projection::new(ProjectionConfig {
         max_lateness_ms: MAX_LATENESS_MS,
     });

@@ -258,3 +258,58 @@ pub fn proposal(proposal: crate::governance::ProposalStatus) -> pb::Proposal {
         approvals_needed: proposal.approvals_needed,
     }
 }
+
+pub fn alert_rule(rule: crate::alert::Rule) -> pb::AlertRule {
+    use crate::alert::Rule;
+    match rule {
+        Rule::Outage => pb::AlertRule::Outage,
+        Rule::NoData => pb::AlertRule::NoData,
+        Rule::SloBurn1h => pb::AlertRule::SloBurn1h,
+        Rule::SloBurn6h => pb::AlertRule::SloBurn6h,
+        Rule::SloBurn3d => pb::AlertRule::SloBurn3d,
+    }
+}
+
+pub fn alert(alert: &crate::alert::Alert) -> pb::Alert {
+    use crate::alert::{Figures, Severity};
+    let burn_window = |figure: &crate::alert::BurnFigure| pb::BurnWindowFigures {
+        window_ms: figure.window_ms.unsigned_abs(),
+        up_ms: figure.up_ms,
+        down_ms: figure.down_ms,
+        burn_rate: figure.burn_rate,
+    };
+    let figures = match &alert.figures {
+        Figures::State {
+            state,
+            state_since,
+            for_ms,
+        } => pb::alert::Figures::State(pb::StateAlertFigures {
+            state: service_state(*state) as i32,
+            state_since: Some(crate::entry::millis_timestamp(*state_since)),
+            for_ms: for_ms.unsigned_abs(),
+        }),
+        Figures::Burn {
+            slo_target,
+            threshold,
+            long,
+            short,
+        } => pb::alert::Figures::Burn(pb::BurnAlertFigures {
+            slo_target: *slo_target,
+            threshold: *threshold,
+            long_window: Some(burn_window(long)),
+            short_window: Some(burn_window(short)),
+        }),
+    };
+    pb::Alert {
+        service_id: alert.service_id.clone(),
+        agency: alert.agency.clone(),
+        rule: alert_rule(alert.rule) as i32,
+        severity: match alert.rule.severity() {
+            Severity::Page => pb::AlertSeverity::Page,
+            Severity::Ticket => pb::AlertSeverity::Ticket,
+        } as i32,
+        since: Some(crate::entry::millis_timestamp(alert.since)),
+        until: alert.until.map(crate::entry::millis_timestamp),
+        figures: Some(figures),
+    }
+}

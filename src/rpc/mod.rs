@@ -53,6 +53,8 @@ pub struct RpcConfig {
     /// The ingest admission control; `None` builds one from `limits`. Tests pass their own
     /// and hold its units to saturate the server deterministically.
     pub admission: Option<Arc<admission::Admission>>,
+    /// The alert rules `ListAlerts` answers under; `None`: the default rules.
+    pub alerting: Option<Arc<crate::alert::notifier::Alerting>>,
 }
 
 /// Serves every gRPC service on `listener` as `config` says until `shutdown` resolves,
@@ -69,7 +71,10 @@ pub async fn serve(
         tls,
         read_token,
         admission,
+        alerting,
     } = config;
+    let alerting = alerting
+        .unwrap_or_else(|| crate::alert::notifier::Alerting::policy_only(Default::default()));
     let admission = admission.unwrap_or_else(|| Arc::new(admission::Admission::new(&limits)));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -109,8 +114,11 @@ pub async fn serve(
         ledger: ledger.clone(),
     })
     .max_decoding_message_size(MAX_DECODE_BYTES);
-    let query = pb::query_service_server::QueryServiceServer::new(query::QueryApi { projections })
-        .max_decoding_message_size(64 * 1024);
+    let query = pb::query_service_server::QueryServiceServer::new(query::QueryApi {
+        projections,
+        alerting,
+    })
+    .max_decoding_message_size(64 * 1024);
     let metrics = ledger.metrics().clone();
     let log = pb::log_service_server::LogServiceServer::new(log::LogApi { ledger })
         .max_decoding_message_size(64 * 1024);

@@ -9,6 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, status};
+use crate::alert::notifier::Alerting;
 use crate::pb;
 use crate::pb::query_service_server::QueryService;
 use crate::projector::{Projections, Published};
@@ -19,6 +20,8 @@ use crate::window::WindowSpec;
 /// here reads the writer's live state.
 pub struct QueryApi {
     pub projections: Arc<Projections>,
+    /// The alert rules `ListAlerts` answers under.
+    pub alerting: Arc<Alerting>,
 }
 
 type StateStream =
@@ -185,6 +188,44 @@ impl QueryService for QueryApi {
                         .map(convert::proposal)
                         .collect(),
                     threshold: governance.threshold(),
+                    prefix: prefix(published),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let request = request.into_inner();
+        let window = match request.window {
+            None => WindowSpec::Last24Hours,
+            window => window_spec(window).map_err(status::query_error)?,
+        };
+        let at = match request.at {
+            None => self.projections.now(),
+            Some(at) => crate::entry::timestamp_millis(Some(&at), "at")
+                .map_err(|e| status::invalid_argument(e.0))?,
+        };
+        let service_id = (!request.service_id.is_empty()).then_some(request.service_id);
+        let alerting = self.alerting.clone();
+        let response = self
+            .with_prefix(request.tree_size, move |published| {
+                let alerts = query::alerts(
+                    published,
+                    alerting.policy(),
+                    service_id.as_deref(),
+                    at,
+                    &window,
+                )?;
+                Ok(pb::ListAlertsResponse {
+                    at: Some(crate::entry::millis_timestamp(alerts.at)),
+                    firing: alerts.firing.iter().map(convert::alert).collect(),
+                    start: Some(crate::entry::millis_timestamp(alerts.history.start)),
+                    end: Some(crate::entry::millis_timestamp(alerts.history.end)),
+                    history: alerts.history.value.iter().map(convert::alert).collect(),
                     prefix: prefix(published),
                 })
             })

@@ -6,6 +6,7 @@
 pub mod durability;
 pub mod forge;
 pub mod process;
+pub mod receiver;
 pub mod seed;
 pub mod tls;
 
@@ -18,6 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use uptime_ledger::alert::config::AlertsConfig;
+use uptime_ledger::alert::notifier::Alerting;
 use uptime_ledger::client;
 use uptime_ledger::clock::ManualClock;
 use uptime_ledger::domain::{
@@ -80,6 +83,9 @@ pub struct TestLedger {
     pub security: TestSecurity,
     /// The genesis parameters a restart reopens with (the test admin key by default).
     reopen: Option<GenesisParams>,
+    /// The `--alerts` configuration alerting runs with (kept for restarts), and alerting.
+    alerts: Option<AlertsConfig>,
+    alerting: Option<Arc<Alerting>>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -94,6 +100,28 @@ impl TestLedger {
         ledger
     }
 
+    /// A fresh ledger with alerting under `alerts` (its outbox in the ledger's directory,
+    /// notifications signed with the ledger key).
+    pub async fn start_with_alerts(alerts: AlertsConfig) -> TestLedger {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_owned();
+        let clock = Arc::new(ManualClock::new(T0));
+        let ledger = open(&dir, clock.clone(), &key(200), &key(201)).expect("the ledger opens");
+        let mut ledger = TestLedger::serve_configured(
+            &dir,
+            clock,
+            ledger,
+            key(200),
+            key(201),
+            Limits::default(),
+            TestSecurity::default(),
+            Some(alerts),
+        )
+        .await;
+        ledger._temp = Some(temp);
+        ledger
+    }
+
     /// A fresh ledger served with `security` (addresses are `https://localhost:PORT` with TLS).
     pub async fn start_secured(security: TestSecurity) -> TestLedger {
         TestLedger::start_secured_with(security, Limits::default()).await
@@ -104,9 +132,17 @@ impl TestLedger {
         let dir = temp.path().to_owned();
         let clock = Arc::new(ManualClock::new(T0));
         let ledger = open(&dir, clock.clone(), &key(200), &key(201)).expect("the ledger opens");
-        let mut ledger =
-            TestLedger::serve_configured(&dir, clock, ledger, key(200), key(201), limits, security)
-                .await;
+        let mut ledger = TestLedger::serve_configured(
+            &dir,
+            clock,
+            ledger,
+            key(200),
+            key(201),
+            limits,
+            security,
+            None,
+        )
+        .await;
         ledger._temp = Some(temp);
         ledger
     }
@@ -172,9 +208,13 @@ impl TestLedger {
         limits: Limits,
     ) -> TestLedger {
         let security = TestSecurity::default();
-        TestLedger::serve_configured(dir, clock, ledger, ledger_key, admin, limits, security).await
+        TestLedger::serve_configured(
+            dir, clock, ledger, ledger_key, admin, limits, security, None,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn serve_configured(
         dir: &Path,
         clock: Arc<ManualClock>,
@@ -183,15 +223,18 @@ impl TestLedger {
         admin: SigningKey,
         limits: Limits,
         security: TestSecurity,
+        alerts: Option<AlertsConfig>,
     ) -> TestLedger {
         let projections = start_projections(&ledger, dir, clock.clone(), false);
         let admission = Arc::new(Admission::new(&limits));
+        let alerting = start_alerting(&alerts, dir, &projections, &ledger_key);
         let (address, http_address, stop, server) = serve(
             ledger.clone(),
             projections.clone(),
             limits.clone(),
             admission.clone(),
             &security,
+            alerting.clone(),
         )
         .await;
         TestLedger {
@@ -210,6 +253,8 @@ impl TestLedger {
             admin_seq: 1,
             security,
             reopen: None,
+            alerts,
+            alerting,
             _temp: None,
         }
     }
@@ -265,12 +310,14 @@ impl TestLedger {
         self.ledger = Some(ledger);
         self.projections = Some(projections.clone());
         self.admission = Arc::new(Admission::new(&self.limits));
+        self.alerting = start_alerting(&self.alerts, &self.dir, &projections, &self.ledger_key);
         let (address, http_address, stop, server) = serve(
             self.ledger().clone(),
             projections,
             self.limits.clone(),
             self.admission.clone(),
             &self.security,
+            self.alerting.clone(),
         )
         .await;
         self.address = address;
@@ -285,6 +332,9 @@ impl TestLedger {
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap();
+        }
+        if let Some(alerting) = self.alerting.take() {
+            alerting.shutdown().await;
         }
         if let Some(projections) = &self.projections {
             projections.shutdown().await;
@@ -488,6 +538,19 @@ pub fn start_projections(
     .expect("the projections start")
 }
 
+/// Alerting under `alerts` on `projections`, when there is a configuration.
+fn start_alerting(
+    alerts: &Option<AlertsConfig>,
+    dir: &Path,
+    projections: &Arc<Projections>,
+    ledger_key: &SigningKey,
+) -> Option<Arc<Alerting>> {
+    alerts.as_ref().map(|config| {
+        Alerting::start(config.clone(), dir, projections.clone(), ledger_key.clone())
+            .expect("alerting starts")
+    })
+}
+
 /// Serves gRPC and HTTP on two ports of 127.0.0.1 (named `localhost` with TLS, the test
 /// certificate's name); both stop when `true` is sent.
 async fn serve(
@@ -496,6 +559,7 @@ async fn serve(
     limits: Limits,
     admission: Arc<Admission>,
     security: &TestSecurity,
+    alerting: Option<Arc<Alerting>>,
 ) -> (String, String, watch::Sender<bool>, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -517,8 +581,11 @@ async fn serve(
             let _ = stopped.wait_for(|&stop| stop).await;
         }
     };
-    let state = uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone())
+    let mut state = uptime_ledger::http::HttpState::new(ledger.clone(), projections.clone())
         .with_read_token(read_token.clone());
+    if let Some(alerting) = &alerting {
+        state = state.with_alerting(alerting.clone());
+    }
     let http = uptime_ledger::http::serve_maybe_tls(
         http_listener,
         security.tls.as_ref().map(ServerTls::http),
@@ -531,6 +598,7 @@ async fn serve(
         tls: security.tls.clone(),
         read_token,
         admission: Some(admission),
+        alerting,
     };
     let grpc = uptime_ledger::rpc::serve(listener, ledger, projections, config, when_stopped());
     let server = tokio::spawn(async move {

@@ -264,6 +264,13 @@ impl Projection {
             .map(|service| &service.latest_definition().spec)
     }
 
+    /// When the service was first defined (the `received_at` read for its first
+    /// definition), or `None` when it never was.
+    pub fn defined_at(&self, service_id: &str) -> Option<i64> {
+        self.service(service_id)
+            .map(|service| service.definitions[0].received_at)
+    }
+
     /// Every probe that ever reported on the service, sorted by probe id.
     pub fn probes_for(&self, service_id: &str) -> Option<Vec<ProbeSummary>> {
         let service = self.service(service_id)?;
