@@ -24,6 +24,7 @@ use uptime_ledger::demo::{history, simulator, Script, PROBES, SERVICES};
 use uptime_ledger::domain::{
     AdminCommand, Command, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
 };
+use uptime_ledger::http::DisplayZone;
 use uptime_ledger::limits::Limits;
 use uptime_ledger::pb;
 use uptime_ledger::pb::admin_service_client::AdminServiceClient;
@@ -67,6 +68,9 @@ pub struct DemoArgs {
     /// How often each live probe checks each service.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     check_interval: Duration,
+    /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = super::serve::parse_time_zone)]
+    time_zone: DisplayZone,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -106,6 +110,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             max_skew: None,
             rebuild_projections: false,
             checkpoint_interval: Duration::from_millis(500),
+            time_zone: args.time_zone.clone(),
             limits: LimitArgs::default(),
             security: SecurityArgs::default(),
         },

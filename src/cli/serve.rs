@@ -12,7 +12,7 @@ use super::console;
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::AdminKey;
-use uptime_ledger::http::HttpState;
+use uptime_ledger::http::{DisplayZone, HttpState};
 use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Longest time a grown log waits for a new signed checkpoint.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
     pub(super) checkpoint_interval: Duration,
+    /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi
+    /// (the JSON API stays RFC 3339 UTC).
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_time_zone)]
+    pub(super) time_zone: DisplayZone,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
     #[command(flatten)]
@@ -113,6 +117,12 @@ pub(super) struct Server {
     limits: Limits,
     tls: Option<ServerTls>,
     read_token: Option<Arc<ReadToken>>,
+    time_zone: DisplayZone,
+}
+
+/// `--time-zone`: an IANA name the bundled time zone database knows.
+pub(super) fn parse_time_zone(name: &str) -> Result<DisplayZone, String> {
+    DisplayZone::named(name).map_err(|e| e.to_string())
 }
 
 impl Server {
@@ -180,6 +190,7 @@ impl Server {
             limits,
             tls,
             read_token,
+            time_zone: args.time_zone.clone(),
         })
     }
 
@@ -208,8 +219,9 @@ impl Server {
         };
         fields.push(("TLS", tls.to_owned()));
         if self.read_token.is_some() {
-            fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics".to_owned()));
+            fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint and /api/v1/badge/) and /metrics".to_owned()));
         }
+        fields.push(("time zone", self.time_zone.name().to_owned()));
         fields.extend([
             ("data dir", data_dir.display().to_string()),
             ("tree size", self.ledger.tree_size().to_string()),
@@ -234,6 +246,7 @@ impl Server {
             limits,
             tls,
             read_token,
+            time_zone,
         } = self;
         // `shutdown` stops both servers, and so does either one failing; each drains its
         // in-flight requests.
@@ -254,7 +267,8 @@ impl Server {
         let http = tokio::spawn({
             let stop = stop.clone();
             let state = HttpState::new(ledger.clone(), projections.clone())
-                .with_read_token(read_token.clone());
+                .with_read_token(read_token.clone())
+                .with_time_zone(time_zone);
             let server = uptime_ledger::http::serve_maybe_tls(
                 http_listener,
                 tls.as_ref().map(ServerTls::http),

@@ -1,15 +1,21 @@
-//! The HTML pages: the public status page (`/`) and one service's page
-//! (`/services/{service_id}`), rendered from [`super::view`] with compiled askama templates.
+//! The HTML pages: the public status page (`/`), rendered once per state and served from
+//! memory ([`super::cache`]), and one service's page (`/services/{service_id}`), rendered
+//! for each request; both from [`super::view`] with compiled askama templates.
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
 
+use super::cache::{respond_computed, Audience, Fresh};
 use super::error::{HttpError, PageError};
 use super::params::WindowParams;
 use super::view::{self, ServicePage, StatusPage};
 use super::HttpState;
+
+pub const HTML: &str = "text/html; charset=utf-8";
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -31,14 +37,30 @@ struct ErrorTemplate<'a> {
     message: &'a str,
 }
 
-/// `GET /`: the public status page, computed from one published prefix.
-pub async fn index(State(state): State<HttpState>) -> Result<Html<String>, PageError> {
+/// `GET /`: the public status page, computed from one published prefix and rendered again
+/// only when the prefix or what it shows for the current time changes.
+pub async fn index(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
-    let page = {
-        let published = state.projections.read();
-        view::status_page(&published, &state.verifier_key, now)
-    };
-    render(&IndexTemplate { page: &page })
+    let tree_size = state.projections.read().tree_size;
+    let rendered = state
+        .caches
+        .status_page
+        .get_or_render(tree_size, now, || {
+            let published = state.projections.read();
+            let page = view::status_page(&published, &state.verifier_key, &state.zone, now);
+            let body = render(&IndexTemplate { page: &page })?;
+            Ok::<_, PageError>(Fresh {
+                tree_size: published.tree_size,
+                until: view::states_hold_until(&published, now),
+                content_type: HTML,
+                body: body.0.into_bytes(),
+            })
+        })
+        .await;
+    match rendered {
+        Ok(rendered) => rendered.respond(&request, Audience::Public),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /services/{service_id}`: one service over the window in the query (last 30 days
@@ -47,7 +69,8 @@ pub async fn service(
     State(state): State<HttpState>,
     Path(service_id): Path<String>,
     params: Result<Query<WindowParams>, QueryRejection>,
-) -> Result<Html<String>, PageError> {
+    request: HeaderMap,
+) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|e| HttpError::bad_request(e.body_text()))?;
     if params.tree_size.is_some() {
         return Err(HttpError::bad_request(
@@ -59,9 +82,22 @@ pub async fn service(
     let now = state.projections.now();
     let page = {
         let published = state.projections.read();
-        view::service_page(&published, &state.verifier_key, &service_id, &window, now)?
+        view::service_page(
+            &published,
+            &state.verifier_key,
+            &service_id,
+            &window,
+            &state.zone,
+            now,
+        )?
     };
-    render(&ServiceTemplate { page: &page })
+    let body = render(&ServiceTemplate { page: &page })?.0;
+    Ok(respond_computed(
+        &request,
+        Audience::Public,
+        HTML,
+        Bytes::from(body),
+    ))
 }
 
 /// A small page for an HTTP error.
@@ -75,7 +111,7 @@ pub fn error_page(error: &HttpError) -> String {
     .unwrap_or_else(|_| error.message.clone())
 }
 
-fn render(template: &impl Template) -> Result<Html<String>, PageError> {
+pub(super) fn render(template: &impl Template) -> Result<Html<String>, PageError> {
     template.render().map(Html).map_err(|e| {
         PageError(HttpError::internal(format!(
             "rendering the page failed: {e}"
