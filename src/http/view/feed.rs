@@ -27,7 +27,8 @@ pub const FEED_ENTRIES: usize = 50;
 pub struct FeedView {
     pub id: String,
     pub title: String,
-    /// The newest entry's `updated`, or the prefix's as-of time when there is none.
+    /// The newest entry's `updated` up to the prefix's as-of time, or that time when there
+    /// is none.
     pub updated: String,
     /// The feed's own path (`rel="self"`).
     pub self_path: String,
@@ -85,9 +86,15 @@ pub fn feed(
     }
     entries.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
     entries.truncate(FEED_ENTRIES);
+    // Maintenance entries are dated by their start, which may be ahead: the feed is dated
+    // by its newest entry that is not, so its bytes stay the same from prefix to prefix
+    // until an entry changes.
     let updated = entries
-        .first()
-        .map_or(published.as_of.max(0), |entry| entry.updated_ms);
+        .iter()
+        .map(|entry| entry.updated_ms)
+        .filter(|&at| at <= published.as_of)
+        .max()
+        .unwrap_or(published.as_of.max(0));
     let (title, self_path, page_path, scope) = match service_id {
         Some(id) => (
             format!("{}: incidents and maintenance", services[0].spec.name),
