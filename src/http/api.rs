@@ -135,11 +135,12 @@ pub struct CheckpointParams {
 pub async fn services(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
     let tree_size = state.projections.read().tree_size;
+    let renderer = state.clone();
     let rendered = state
         .caches
         .services
-        .get_or_render(tree_size, now, || {
-            let published = state.projections.read();
+        .get_or_render(tree_size, now, move || {
+            let published = renderer.projections.read();
             let response = ServicesResponse {
                 services: query::services(&published, now)
                     .iter()

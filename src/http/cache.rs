@@ -4,7 +4,7 @@
 //! A [`RenderCache`] keeps one rendered answer with the prefix (`tree_size`) and the span of
 //! time `[from, until)` it holds for (what it shows for "now" does not change inside it). A
 //! request inside that span for the same prefix gets the stored bytes; the first request
-//! outside it renders again, once, while the others wait for that render. Each rendering is
+//! outside it renders again, once, while the others get the previous bytes. Each rendering is
 //! stored as it is and precompressed with gzip and brotli (`flate2` and `brotli`, the
 //! encoders tower-http's compression uses), so a rush costs no rendering and no
 //! compression. The weak `ETag` is a digest of the uncompressed bytes: the same bytes, the
@@ -221,36 +221,55 @@ impl RenderCache {
     }
 
     /// The stored answer when it is for `tree_size` and holds at `now`; otherwise `render`
-    /// runs (once, however many requests wait) and its answer is stored and returned.
-    pub async fn get_or_render<E>(
+    /// runs (on a blocking thread, with the compression) and its answer is stored and
+    /// returned. One render at a time: while one runs, other requests get the previous
+    /// answer at once (a few milliseconds stale, as from a CDN) rather than queue behind
+    /// it; only the very first render is waited for.
+    pub async fn get_or_render<E: Send + 'static>(
         &self,
         tree_size: u64,
         now: i64,
-        render: impl FnOnce() -> Result<Fresh, E>,
+        render: impl FnOnce() -> Result<Fresh, E> + Send + 'static,
     ) -> Result<Arc<Rendered>, E> {
         if let Some(rendered) = self.stored(tree_size, now) {
             return Ok(rendered);
         }
-        let _rendering = self.rendering.lock().await;
+        let _rendering = match self.rendering.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match self.previous() {
+                Some(previous) => return Ok(previous),
+                None => self.rendering.lock().await,
+            },
+        };
         if let Some(rendered) = self.stored(tree_size, now) {
             return Ok(rendered);
         }
-        let fresh = render()?;
-        let content_type = fresh.content_type;
-        let body = fresh.body;
-        let rendered =
-            match tokio::task::spawn_blocking(move || Rendered::new(content_type, body)).await {
-                Ok(rendered) => Arc::new(rendered),
-                Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
-            };
+        let rendered = tokio::task::spawn_blocking(move || {
+            render().map(|fresh| {
+                let rendered = Rendered::new(fresh.content_type, fresh.body);
+                (fresh.tree_size, fresh.until, rendered)
+            })
+        })
+        .await;
+        let (tree_size, until, rendered) = match rendered {
+            Ok(result) => result?,
+            Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+        };
+        let rendered = Arc::new(rendered);
         self.renders.inc();
         *self.current.write().expect("render cache lock") = Some(Stored {
-            tree_size: fresh.tree_size,
+            tree_size,
             from: now,
-            until: fresh.until,
+            until,
             rendered: rendered.clone(),
         });
         Ok(rendered)
+    }
+
+    /// The last answer rendered, whatever it is for.
+    fn previous(&self) -> Option<Arc<Rendered>> {
+        let current = self.current.read().expect("render cache lock");
+        current.as_ref().map(|s| s.rendered.clone())
     }
 
     fn stored(&self, tree_size: u64, now: i64) -> Option<Arc<Rendered>> {

@@ -42,12 +42,13 @@ struct ErrorTemplate<'a> {
 pub async fn index(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
     let tree_size = state.projections.read().tree_size;
+    let renderer = state.clone();
     let rendered = state
         .caches
         .status_page
-        .get_or_render(tree_size, now, || {
-            let published = state.projections.read();
-            let page = view::status_page(&published, &state.verifier_key, &state.zone, now);
+        .get_or_render(tree_size, now, move || {
+            let published = renderer.projections.read();
+            let page = view::status_page(&published, &renderer.verifier_key, &renderer.zone, now);
             let body = render(&IndexTemplate { page: &page })?;
             Ok::<_, PageError>(Fresh {
                 tree_size: published.tree_size,

@@ -37,12 +37,13 @@ struct BadgeTemplate<'a> {
 pub async fn feed(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
     let tree_size = state.projections.read().tree_size;
+    let renderer = state.clone();
     let rendered = state
         .caches
         .feed
-        .get_or_render(tree_size, now, || {
-            let published = state.projections.read();
-            let feed = view::feed(&published, None, &state.zone).map_err(PageError::from)?;
+        .get_or_render(tree_size, now, move || {
+            let published = renderer.projections.read();
+            let feed = view::feed(&published, None, &renderer.zone).map_err(PageError::from)?;
             let body = render(&FeedTemplate { feed: &feed })?;
             Ok::<_, PageError>(Fresh {
                 tree_size: published.tree_size,
