@@ -419,7 +419,8 @@ async fn the_status_page_shows_every_service_and_the_prefix_it_reflects() {
     assert_eq!(page.matches(">Department of Immigration</h2>").count(), 1);
     // Current states in words, not colour alone.
     assert!(page.contains("1 service is down"));
-    assert!(page.contains("Down <span class=\"since\">for 2 h</span>"));
+    // Since when, as a time (the page shows nothing relative to the moment it is read).
+    assert!(page.contains("Down <span class=\"since\">since 2027-02-25 11:30 UTC</span>"));
     // 90 daily bars per service, each with its figures as a title.
     assert_eq!(
         page.matches("<span class=\"day day-").count(),

@@ -24,7 +24,6 @@ use uptime_ledger::demo::{history, simulator, Script, PROBES, SERVICES};
 use uptime_ledger::domain::{
     AdminCommand, Command, MaintenanceId, Millis, ProbeId, ServiceId, ServiceSpec,
 };
-use uptime_ledger::http::DisplayZone;
 use uptime_ledger::limits::Limits;
 use uptime_ledger::pb;
 use uptime_ledger::pb::admin_service_client::AdminServiceClient;
@@ -70,7 +69,7 @@ pub struct DemoArgs {
     check_interval: Duration,
     /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi.
     #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = super::serve::parse_time_zone)]
-    time_zone: DisplayZone,
+    time_zone: String,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {

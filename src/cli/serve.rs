@@ -53,7 +53,7 @@ pub struct ServeArgs {
     /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi
     /// (the JSON API stays RFC 3339 UTC).
     #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_time_zone)]
-    pub(super) time_zone: DisplayZone,
+    pub(super) time_zone: String,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
     #[command(flatten)]
@@ -121,8 +121,10 @@ pub(super) struct Server {
 }
 
 /// `--time-zone`: an IANA name the bundled time zone database knows.
-pub(super) fn parse_time_zone(name: &str) -> Result<DisplayZone, String> {
-    DisplayZone::named(name).map_err(|e| e.to_string())
+pub(super) fn parse_time_zone(name: &str) -> Result<String, String> {
+    DisplayZone::named(name)
+        .map(|_| name.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Server {
@@ -190,7 +192,7 @@ impl Server {
             limits,
             tls,
             read_token,
-            time_zone: args.time_zone.clone(),
+            time_zone: DisplayZone::named(&args.time_zone)?,
         })
     }
 
