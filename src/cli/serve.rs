@@ -75,7 +75,8 @@ pub(super) struct SecurityArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     client_ca: Option<PathBuf>,
     /// Require `authorization: Bearer TOKEN` on the read APIs (gRPC Query and Log
-    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint, and /metrics).
+    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint and /api/v1/badge/,
+    /// and /metrics).
     /// Prefer the environment variable or --read-token-file: arguments show in `ps`.
     #[arg(long, env = read_token::ENV_VAR, hide_env_values = true)]
     read_token: Option<String>,
