@@ -464,7 +464,7 @@ async fn the_service_page_shows_windows_incidents_probes_and_budget() {
     assert!(page.contains("Last 30 days:"));
     assert!(page.contains("aria-current=\"page\">Last 30 days</a>"));
     assert!(page.contains("<dt>Error budget remaining</dt><dd>2 h 36 min overspent</dd>"));
-    assert!(page.contains("<td class=\"num\">3 h 20 min</td>"));
+    assert!(page.contains("<td data-label=\"Duration\" class=\"num\">3 h 20 min</td>"));
     assert!(page.contains("ksm-1, msa-1, nbo-1"));
     for (probe_id, location) in seed::PROBES {
         assert!(page.contains(&format!("<code>{probe_id}</code>")));
