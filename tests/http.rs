@@ -419,7 +419,8 @@ async fn the_status_page_shows_every_service_and_the_prefix_it_reflects() {
     assert_eq!(page.matches(">Department of Immigration</h2>").count(), 1);
     // Current states in words, not colour alone.
     assert!(page.contains("1 service is down"));
-    assert!(page.contains("Down <span class=\"since\">for 2 h</span>"));
+    // Since when, as a time (the page shows nothing relative to the moment it is read).
+    assert!(page.contains("Down <span class=\"since\">since 2027-02-25 11:30 UTC</span>"));
     // 90 daily bars per service, each with its figures as a title.
     assert_eq!(
         page.matches("<span class=\"day day-").count(),
@@ -463,7 +464,7 @@ async fn the_service_page_shows_windows_incidents_probes_and_budget() {
     assert!(page.contains("Last 30 days:"));
     assert!(page.contains("aria-current=\"page\">Last 30 days</a>"));
     assert!(page.contains("<dt>Error budget remaining</dt><dd>2 h 36 min overspent</dd>"));
-    assert!(page.contains("<td class=\"num\">3 h 20 min</td>"));
+    assert!(page.contains("<td data-label=\"Duration\" class=\"num\">3 h 20 min</td>"));
     assert!(page.contains("ksm-1, msa-1, nbo-1"));
     for (probe_id, location) in seed::PROBES {
         assert!(page.contains(&format!("<code>{probe_id}</code>")));

@@ -1,6 +1,9 @@
 //! The demo's status page in a real headless browser (Debian's `chromium`): the real
-//! `uptime-ledger demo` runs with its backfilled history and live probes, the rendered DOM
-//! shows every service and availability percentages, and screenshots (the status page on a
+//! `uptime-ledger demo` runs with its backfilled history and live probes (times in
+//! Africa/Nairobi), the rendered DOM shows every service, availability percentages and the
+//! zone; axe-core (npm, installed in `tests/browser/` by `npm ci --prefix tests/browser`)
+//! finds no serious or critical accessibility violation on the status page and a service's
+//! page; at 360 px wide neither scrolls sideways; and screenshots (the status page on a
 //! desktop and a phone, one service's page) are saved as test artifacts under
 //! `<target dir>/test-artifacts/`.
 //!
@@ -45,9 +48,41 @@ async fn the_status_page_renders_in_a_headless_browser() {
     };
     let data_dir = tempfile::tempdir().unwrap();
     // The default history, so the screenshot shows what `demo` shows a newcomer.
-    let demo = demo(data_dir.path(), &[]);
+    let demo = demo(data_dir.path(), &["--time-zone", "Africa/Nairobi"]);
     let url = format!("{}/", demo.http);
+    let service_url = format!("{}/services/immigration.passport", demo.http);
     let artifacts = artifacts_dir();
+
+    // Accessibility and the phone layout, on both pages.
+    let axe = axe_source();
+    for page in [&url, &service_url] {
+        let checked = check_page(&chromium, page, axe.clone()).await;
+        eprintln!(
+            "{page}: axe-core: {} serious or critical violations; at {} px the document is {} px wide",
+            checked.violations.as_ref().map_or("not run".into(), |v| v.len().to_string()),
+            checked.viewport_width,
+            checked.scroll_width
+        );
+        if let Some(violations) = &checked.violations {
+            assert!(
+                violations.is_empty(),
+                "axe-core finds serious or critical violations on {page}:\n{}",
+                serde_json::to_string_pretty(violations).unwrap()
+            );
+        }
+        assert!(
+            checked.scroll_width <= checked.viewport_width,
+            "{page} scrolls sideways at {} px: the document is {} px wide; widest elements: {}",
+            checked.viewport_width,
+            checked.scroll_width,
+            checked.overflowing
+        );
+        assert!(
+            checked.scrollers.is_empty(),
+            "on {page} at 360 px these scroll sideways instead of reflowing: {}",
+            checked.scrollers
+        );
+    }
 
     // What a reader sees: the page's rendered text (`innerText` leaves out whatever CSS
     // hides), read from a live page over the DevTools protocol once it has loaded.
@@ -67,10 +102,15 @@ async fn the_status_page_renders_in_a_headless_browser() {
     );
     // The tax office's window, declared in advance, is listed as planned.
     assert!(text.contains("tax-upgrade-1"), "{text}");
+    // Times are local, and the page says in which zone.
+    assert!(
+        text.contains("Times are in Africa/Nairobi (EAT, UTC+03)"),
+        "{text}"
+    );
+    assert!(text.contains(" EAT"), "{text}");
     let dom = run_chromium(&chromium, &["--dump-dom", &url]).await;
     std::fs::write(artifacts.join("status-page.html"), &dom).unwrap();
 
-    let service_url = format!("{}/services/immigration.passport", demo.http);
     for (name, size, url) in [
         ("status-page.png", "1280,1900", &url),
         ("status-page-phone.png", "412,2400", &url),
@@ -125,15 +165,129 @@ const CHROMIUM_FLAGS: [&str; 7] = [
 /// The rendered text (`document.body.innerText`) of `url` once it has loaded, from a
 /// headless chromium driven over the DevTools protocol on a pipe.
 async fn visible_text(chromium: &Path, url: &str) -> String {
-    let (mut devtools, pid) = DevTools::start(chromium);
     let url = url.to_owned();
+    with_devtools(chromium, move |devtools| {
+        let session = devtools.open(&url);
+        devtools
+            .evaluate(&session, "document.body.innerText", false)
+            .expect("the loaded page evaluates")
+            .as_str()
+            .expect("the page has a body")
+            .to_owned()
+    })
+    .await
+}
+
+/// `axe.min.js` from `tests/browser/node_modules` (`npm ci --prefix tests/browser`), or
+/// `None` outside CI when it is not installed.
+fn axe_source() -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "axe-core is missing under CI ({}: {error}): .ci/run installs it with npm ci --prefix tests/browser",
+                path.display()
+            );
+            common::say_skipped(
+                "the accessibility check",
+                "no axe-core (run `npm ci --prefix tests/browser`)",
+            );
+            None
+        }
+    }
+}
+
+/// What [`check_page`] finds.
+struct PageCheck {
+    /// axe-core's serious and critical violations (`None`: axe-core is not installed).
+    violations: Option<Vec<serde_json::Value>>,
+    /// The document's width and the viewport's, at 360 px.
+    scroll_width: u64,
+    viewport_width: u64,
+    /// The elements wider than the viewport, for the failure message.
+    overflowing: String,
+    /// The elements that scroll sideways inside the page (a table in a scroll box).
+    scrollers: String,
+}
+
+/// axe-core's serious and critical violations, a few offending nodes each.
+const RUN_AXE: &str = r#"
+axe.run(document).then(result => result.violations
+  .filter(v => v.impact === 'serious' || v.impact === 'critical')
+  .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+               nodes: v.nodes.slice(0, 5).map(n => n.html) })))
+"#;
+
+/// The layout once laid out again (two animation frames): the document's and the
+/// viewport's widths, what sticks out of the viewport, and what scrolls sideways inside it.
+const MEASURE_LAYOUT: &str = r#"
+new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => {
+  const all = [...document.querySelectorAll('body *')];
+  const describe = list => list.slice(0, 5).map(e => e.outerHTML.slice(0, 120)).join(' | ');
+  done({
+    scroll: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    overflowing: describe(all.filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)),
+    scrollers: describe(all.filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                                        && e.scrollWidth > e.clientWidth + 1)),
+  });
+})))
+"#;
+
+/// Runs axe-core (when given) on `url` as a desktop loads it, then lays the page out on a
+/// 360 px wide phone screen and measures whether it scrolls sideways.
+async fn check_page(chromium: &Path, url: &str, axe: Option<String>) -> PageCheck {
+    let url = url.to_owned();
+    with_devtools(chromium, move |devtools| {
+        let session = devtools.open(&url);
+        let violations = axe.map(|source| {
+            // `0` after it: the script's own value is not needed (nor serializable).
+            devtools
+                .evaluate(&session, &format!("{source}\n;0"), false)
+                .expect("axe-core loads");
+            let found = devtools
+                .evaluate(&session, RUN_AXE, true)
+                .expect("axe-core runs");
+            found.as_array().cloned().unwrap_or_default()
+        });
+        devtools
+            .call(
+                Some(&session),
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({ "width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": true }),
+            )
+            .expect("Emulation.setDeviceMetricsOverride");
+        let measured = devtools
+            .evaluate(&session, MEASURE_LAYOUT, true)
+            .expect("the layout is measured");
+        PageCheck {
+            violations,
+            scroll_width: measured["scroll"].as_u64().unwrap_or(u64::MAX),
+            viewport_width: measured["viewport"].as_u64().unwrap_or(0),
+            overflowing: measured["overflowing"].as_str().unwrap_or("").to_owned(),
+            scrollers: measured["scrollers"].as_str().unwrap_or("").to_owned(),
+        }
+    })
+    .await
+}
+
+/// Runs `session` against a fresh headless chromium (off the async workers), then closes
+/// it; kills it after [`BROWSER_TIMEOUT`].
+async fn with_devtools<T: Send + 'static>(
+    chromium: &Path,
+    session: impl FnOnce(&mut DevTools) -> T + Send + 'static,
+) -> T {
+    let (mut devtools, pid) = DevTools::start(chromium);
     let session = tokio::task::spawn_blocking(move || {
-        let text = devtools.visible_text(&url);
+        let result = session(&mut devtools);
         devtools.close();
-        text
+        result
     });
     match tokio::time::timeout(BROWSER_TIMEOUT, session).await {
-        Ok(text) => text.unwrap(),
+        Ok(result) => result.unwrap(),
         Err(_) => {
             // Its pipes close with it, which ends the blocked session thread.
             let _ = Command::new("kill")
@@ -238,7 +392,8 @@ impl DevTools {
         }
     }
 
-    fn visible_text(&mut self, url: &str) -> String {
+    /// Opens `url` in a new tab and waits until it has loaded; returns the tab's session.
+    fn open(&mut self, url: &str) -> String {
         let target = self
             .call(
                 None,
@@ -260,22 +415,33 @@ impl DevTools {
             "location.href === {} && document.readyState === 'complete'",
             serde_json::Value::from(url)
         );
-        let mut evaluate = |expression: &str| {
-            self.call(
-                Some(&session),
-                "Runtime.evaluate",
-                serde_json::json!({ "expression": expression, "returnByValue": true }),
-            )
-            .map(|result| result["result"]["value"].clone())
-        };
-        while evaluate(&loaded) != Ok(serde_json::Value::Bool(true)) {
+        while self.evaluate(&session, &loaded, false) != Ok(serde_json::Value::Bool(true)) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        evaluate("document.body.innerText")
-            .expect("the loaded page evaluates")
-            .as_str()
-            .expect("the page has a body")
-            .to_owned()
+        session
+    }
+
+    /// The value of `expression` in the tab (awaited when it is a promise and
+    /// `await_promise`), or chromium's error or the exception it threw.
+    fn evaluate(
+        &mut self,
+        session: &str,
+        expression: &str,
+        await_promise: bool,
+    ) -> Result<serde_json::Value, serde_json::Value> {
+        let result = self.call(
+            Some(session),
+            "Runtime.evaluate",
+            serde_json::json!({
+                "expression": expression,
+                "returnByValue": true,
+                "awaitPromise": await_promise,
+            }),
+        )?;
+        match result.get("exceptionDetails") {
+            Some(exception) => Err(exception.clone()),
+            None => Ok(result["result"]["value"].clone()),
+        }
     }
 
     fn close(mut self) {

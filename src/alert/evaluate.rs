@@ -84,6 +84,49 @@ pub fn firing_at(projection: &Projection, policy: &AlertPolicy, at: i64) -> Vec<
         .collect()
 }
 
+/// The first instant after `now` at which [`firing_at`] may answer otherwise with no new
+/// entry in the prefix: a state rule's `for` elapsing, or the next burn-rate grid point.
+/// (When the service state itself changes is the caller's to bound.)
+pub fn firing_holds_until(projection: &Projection, policy: &AlertPolicy, now: i64) -> i64 {
+    let mut until = i64::MAX;
+    let longest = policy.burn.iter().map(|w| w.long_ms).max().unwrap_or(0);
+    for spec in projection.services() {
+        let service_id: &str = &spec.service_id;
+        let rules = policy.rules_for(service_id);
+        // Burn rates move only while DOWN time is inside their windows: with none in the
+        // longest window and the service not DOWN now, they stay 0 until its state changes.
+        let burning = projection
+            .state_since(service_id, now)
+            .is_some_and(|(state, _)| state == crate::projection::State::Down)
+            || projection
+                .report(service_id, now.saturating_sub(longest), now)
+                .is_some_and(|report| report.down_ms > 0);
+        for &rule in &rules.enabled {
+            if rule.is_burn() {
+                if burning {
+                    let next = policy
+                        .burn_instant(now)
+                        .saturating_add(policy.burn_step_ms.max(1));
+                    until = until.min(next);
+                }
+            } else if let Some((state, Some(since))) = projection.state_since(service_id, now) {
+                let watched = match rule {
+                    Rule::NoData => crate::projection::State::Unknown,
+                    _ => crate::projection::State::Down,
+                };
+                if state != watched {
+                    continue;
+                }
+                let fires = since.saturating_add(rules.for_ms);
+                if fires > now {
+                    until = until.min(fires);
+                }
+            }
+        }
+    }
+    until
+}
+
 /// The alerts of one service firing at `at`; empty for an undefined service.
 pub fn firing_for(
     projection: &Projection,

@@ -25,5 +25,7 @@ pub mod signing;
 #[cfg(test)]
 mod tests;
 
-pub use evaluate::{burn_rate, firing_at, firing_for, history, Alert, BurnFigure, Figures};
+pub use evaluate::{
+    burn_rate, firing_at, firing_for, firing_holds_until, history, Alert, BurnFigure, Figures,
+};
 pub use rules::{AlertPolicy, BurnWindows, Rule, ServiceRules, Severity};

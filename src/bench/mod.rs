@@ -11,6 +11,7 @@ pub mod history;
 pub mod ingest;
 pub mod peers;
 pub mod query;
+pub mod status_page;
 
 use std::time::Duration;
 

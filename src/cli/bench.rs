@@ -1,4 +1,4 @@
-//! `uptime-ledger bench ingest|query|rebuild|audit|alerts|all`: the benchmark suite, with the
+//! `uptime-ledger bench ingest|query|rebuild|audit|alerts|status-page|all`: the benchmark suite, with the
 //! machine's ceilings measured in the same run; `bench peers`: the ledger's side of the
 //! peer comparison run by `bench/peers/run.py`. Writes a table to stdout and JSON to
 //! `--json`.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
-use uptime_ledger::bench::{alerts, audit, ceilings, history, ingest, peers, query};
+use uptime_ledger::bench::{alerts, audit, ceilings, history, ingest, peers, query, status_page};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -47,6 +47,8 @@ enum Which {
     Audit,
     /// Alert evaluation per checkpoint at 100 services (in-process, no history cache).
     Alerts,
+    /// The status page under a rush: `demo` and Debian's `wrk` (64 connections).
+    StatusPage,
     /// Not part of `all`: run by `bench/peers/run.py`.
     Peers,
     All,
@@ -233,6 +235,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .then(|| run_alerts(args.quick))
         .into_iter()
         .collect();
+    let mut status_pages = Vec::new();
+    if matches!(args.which, Which::StatusPage | Which::All) {
+        let binary = std::env::current_exe()?;
+        let result = status_page::run(&binary, &args.dir, args.quick)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        println!(
+            "\n# status page under a rush (demo in its own process; wrk, {} connections, {} x {} s each, medians)",
+            result.connections, result.runs, result.seconds_per_run
+        );
+        for (what, run) in [
+            ("empty request (/healthz), the ceiling", &result.ceiling),
+            ("/ uncompressed", &result.page_identity),
+            ("/ with Accept-Encoding: br, gzip", &result.page_compressed),
+        ] {
+            println!(
+                "{what}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {:.0} bytes/answer",
+                run.requests_per_s, run.p50_ms, run.p99_ms, run.bytes_per_response
+            );
+        }
+        println!(
+            "compressed page = {:.2} of the ceiling; {:.1}x fewer bytes than uncompressed; server {:.2} cores",
+            result.compressed_to_ceiling, result.bytes_ratio, result.server_cpu_cores
+        );
+        status_pages.push(result);
+    }
     if let Some(path) = args.json {
         let json = serde_json::json!({
             "alerts": alert_results,
@@ -243,6 +271,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "queries": queries,
             "rebuilds": rebuilds,
             "audits": audits,
+            "status_page": status_pages,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         println!("\nwrote {}", path.display());

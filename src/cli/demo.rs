@@ -70,6 +70,9 @@ pub struct DemoArgs {
     /// Also send the alerts to this Alertmanager (its base URL, e.g. http://127.0.0.1:9093).
     #[arg(long, value_name = "URL")]
     alertmanager: Option<String>,
+    /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = super::serve::parse_time_zone)]
+    time_zone: String,
 }
 
 /// `for` of the demo's outage and no-data alerts: short, so they fire during its outages.
@@ -124,6 +127,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             rebuild_projections: false,
             checkpoint_interval: Duration::from_millis(500),
             alerts: Some(alerts),
+            time_zone: args.time_zone.clone(),
             limits: LimitArgs::default(),
             security: SecurityArgs::default(),
         },

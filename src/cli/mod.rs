@@ -65,7 +65,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the ledger. Works with no flags: data in ./ledger-data, gRPC on 127.0.0.1:50051, the
     /// status page, JSON API and /metrics on http://127.0.0.1:8080.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Generate an Ed25519 key pair: PATH (PKCS#8 PEM) and PATH.pub (SubjectPublicKeyInfo PEM).
     Keygen(keygen::KeygenArgs),
     /// Sign an admin command with an admin key and apply it.
@@ -91,7 +91,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Admin(args) => admin::run(args).await,
         Command::Submit(args) => submit::run(args).await,

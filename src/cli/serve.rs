@@ -15,7 +15,7 @@ use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
 use uptime_ledger::clock::SystemClock;
 use uptime_ledger::crypto;
 use uptime_ledger::domain::{AdminKey, PreviousLog};
-use uptime_ledger::http::HttpState;
+use uptime_ledger::http::{DisplayZone, HttpState};
 use uptime_ledger::limits::Limits;
 use uptime_ledger::log::{GenesisParams, Ledger, LedgerConfig};
 use uptime_ledger::projector::{Projections, ProjectorConfig, DEFAULT_STATE_CHANGE_BUFFER};
@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// computed under the default rules and served, and nothing is sent.
     #[arg(long, value_name = "FILE")]
     pub(super) alerts: Option<PathBuf>,
+    /// The IANA time zone the status pages show times and days in, e.g. Africa/Nairobi
+    /// (the JSON API stays RFC 3339 UTC).
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_time_zone)]
+    pub(super) time_zone: String,
     #[command(flatten)]
     pub(super) limits: super::limits::LimitArgs,
     #[command(flatten)]
@@ -89,7 +93,8 @@ pub(super) struct SecurityArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     client_ca: Option<PathBuf>,
     /// Require `authorization: Bearer TOKEN` on the read APIs (gRPC Query and Log
-    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint, and /metrics).
+    /// services but GetCheckpoint, HTTP /api/ but /api/v1/checkpoint and /api/v1/badge/,
+    /// and /metrics).
     /// Prefer the environment variable or --read-token-file: arguments show in `ps`.
     #[arg(long, env = read_token::ENV_VAR, hide_env_values = true)]
     read_token: Option<String>,
@@ -132,6 +137,14 @@ pub(super) struct Server {
     limits: Limits,
     tls: Option<ServerTls>,
     read_token: Option<Arc<ReadToken>>,
+    time_zone: DisplayZone,
+}
+
+/// `--time-zone`: an IANA name the bundled time zone database knows.
+pub(super) fn parse_time_zone(name: &str) -> Result<String, String> {
+    DisplayZone::named(name)
+        .map(|_| name.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Server {
@@ -223,6 +236,7 @@ impl Server {
             limits,
             tls,
             read_token,
+            time_zone: DisplayZone::named(&args.time_zone)?,
         })
     }
 
@@ -251,7 +265,7 @@ impl Server {
         };
         fields.push(("TLS", tls.to_owned()));
         if self.read_token.is_some() {
-            fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint) and /metrics".to_owned()));
+            fields.push(("read token", "required by Query/Log gRPC (but GetCheckpoint), /api/ (but /api/v1/checkpoint and /api/v1/badge/) and /metrics".to_owned()));
         }
         let receivers: Vec<String> = self
             .alerting
@@ -270,6 +284,7 @@ impl Server {
             format!("sent to {}", receivers.join(", "))
         };
         fields.push(("alerts", alerts));
+        fields.push(("time zone", self.time_zone.name().to_owned()));
         fields.extend([
             ("data dir", data_dir.display().to_string()),
             ("tree size", self.ledger.tree_size().to_string()),
@@ -295,6 +310,7 @@ impl Server {
             limits,
             tls,
             read_token,
+            time_zone,
         } = self;
         // `shutdown` stops both servers, and so does either one failing; each drains its
         // in-flight requests.
@@ -316,7 +332,8 @@ impl Server {
             let stop = stop.clone();
             let state = HttpState::new(ledger.clone(), projections.clone())
                 .with_read_token(read_token.clone())
-                .with_alerting(alerting.clone());
+                .with_alerting(alerting.clone())
+                .with_time_zone(time_zone);
             let server = uptime_ledger::http::serve_maybe_tls(
                 http_listener,
                 tls.as_ref().map(ServerTls::http),

@@ -5,11 +5,15 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::cache::Fresh;
 use super::error::{ApiError, HttpError};
 use super::params::WindowParams;
+use super::view;
 use super::HttpState;
 use crate::domain::format_millis;
 use crate::domain::{Quorum, Status};
@@ -132,18 +136,39 @@ pub struct CheckpointParams {
     pub tree_size: Option<u64>,
 }
 
-/// `GET /api/v1/services`
-pub async fn services(State(state): State<HttpState>) -> Json<ServicesResponse> {
+/// `GET /api/v1/services`: rendered once per prefix and change of state, as the status
+/// page is.
+pub async fn services(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
-    let published = state.projections.read();
-    Json(ServicesResponse {
-        services: query::services(&published, now)
-            .iter()
-            .map(service_json)
-            .collect(),
-        tree_size: published.tree_size,
-        checkpoint: published.checkpoint.clone(),
-    })
+    let tree_size = state.projections.read().tree_size;
+    let renderer = state.clone();
+    let rendered = state
+        .caches
+        .services
+        .get_or_render(tree_size, now, move || {
+            let published = renderer.projections.read();
+            let response = ServicesResponse {
+                services: query::services(&published, now)
+                    .iter()
+                    .map(service_json)
+                    .collect(),
+                tree_size: published.tree_size,
+                checkpoint: published.checkpoint.clone(),
+            };
+            let body = serde_json::to_vec(&response)
+                .map_err(|e| HttpError::internal(format!("encoding the answer: {e}")))?;
+            Ok::<_, ApiError>(Fresh {
+                tree_size: published.tree_size,
+                until: view::states_hold_until(&published, now),
+                content_type: "application/json",
+                body,
+            })
+        })
+        .await;
+    match rendered {
+        Ok(rendered) => rendered.respond(&request, state.api_audience()),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /api/v1/services/{service_id}`

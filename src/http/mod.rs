@@ -1,21 +1,28 @@
 //! The HTTP edge (axum): the public status page, the JSON API, Prometheus `/metrics`,
 //! `/healthz` and `/readyz`, served next to gRPC from the same ledger and projections.
 //!
-//! - [`view`]: the pages as plain values, computed from one published prefix (pure);
+//! - [`view`]: the pages, feeds and badges as plain values, computed from one published
+//!   prefix (pure);
 //! - `pages`: the HTML handlers and their compiled templates (`templates/`);
+//! - `subscribe`: the Atom feeds and the availability badges;
+//! - [`cache`]: answers rendered once per state and served from memory, precompressed,
+//!   with `ETag`, `304` and `Cache-Control`;
 //! - [`api`]: the JSON handlers under `/api/v1/`;
 //! - [`params`]: window and prefix query parameters;
 //! - [`metrics`]: `/metrics`, the write path's counters and the gauges read on each scrape;
 //! - `error`: every error → status code + JSON or HTML, in one place.
 //!
 //! Every page and answer is computed under one read of the published projection, so it
-//! reflects exactly one checkpointed prefix and names it.
+//! reflects exactly one checkpointed prefix and names it. Answers the cache does not serve
+//! precompressed are compressed (gzip, brotli) by tower-http's compression layer.
 
 pub mod api;
+pub mod cache;
 mod error;
 pub mod metrics;
 mod pages;
 pub mod params;
+mod subscribe;
 pub mod tls;
 pub mod view;
 
@@ -30,7 +37,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::Listener;
 use axum::Router;
+use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 
 use crate::alert::notifier::Alerting;
 use crate::limits::{ConnectionLimit, LimitedIo, Limits};
@@ -40,6 +49,7 @@ use crate::query::{self, QueryError};
 use crate::read_token::ReadToken;
 
 pub use error::HttpError;
+pub use view::{DisplayZone, UnknownZone};
 
 /// What every handler reads. Cheap to clone.
 #[derive(Clone)]
@@ -57,12 +67,42 @@ pub struct HttpState {
     alerting: Arc<Alerting>,
     /// Serving HTTPS (there is no mixed mode: with TLS on, plaintext HTTP is not served).
     https: bool,
+    /// The zone the pages show times in (`serve --time-zone`).
+    zone: Arc<DisplayZone>,
+    caches: Arc<Caches>,
+}
+
+/// The answers rendered once per state (see [`cache`]).
+struct Caches {
+    status_page: cache::RenderCache,
+    feed: cache::RenderCache,
+    services: cache::RenderCache,
+    /// Counts their renders (`/metrics`).
+    renders: Counter,
+}
+
+/// The registry `/metrics` serves: the ledger's counters, the gauges read on each scrape,
+/// and the render cache's counter.
+fn metrics_registry(
+    ledger: &Arc<Ledger>,
+    projections: &Arc<Projections>,
+    alerting: &Arc<Alerting>,
+    renders: &Counter,
+) -> prometheus_client::registry::Registry {
+    let mut metrics = metrics::registry(ledger.clone(), projections.clone(), alerting.clone());
+    metrics.register(
+        "http_renders",
+        "Answers rendered for the in-memory cache (status page, feed, services list): one per prefix or change of state, not one per request",
+        renders.clone(),
+    );
+    metrics
 }
 
 impl HttpState {
     pub fn new(ledger: Arc<Ledger>, projections: Arc<Projections>) -> HttpState {
         let alerting = Alerting::policy_only(Default::default());
-        let metrics = metrics::registry(ledger.clone(), projections.clone(), alerting.clone());
+        let renders = Counter::default();
+        let metrics = metrics_registry(&ledger, &projections, &alerting, &renders);
         HttpState {
             verifier_key: ledger.verifier().to_string(),
             ledger,
@@ -71,15 +111,38 @@ impl HttpState {
             alerting,
             read_token: None,
             https: false,
+            zone: Arc::new(DisplayZone::utc()),
+            caches: Arc::new(Caches {
+                status_page: cache::RenderCache::new(renders.clone()),
+                feed: cache::RenderCache::new(renders.clone()),
+                services: cache::RenderCache::new(renders.clone()),
+                renders,
+            }),
+        }
+    }
+
+    /// Shows the pages' times in `zone` (UTC by default).
+    pub fn with_time_zone(mut self, zone: DisplayZone) -> HttpState {
+        self.zone = Arc::new(zone);
+        self
+    }
+
+    /// Who may store the JSON API's answers: private behind the read token, so a shared
+    /// cache never hands them to someone without it.
+    fn api_audience(&self) -> cache::Audience {
+        match self.read_token {
+            Some(_) => cache::Audience::Private,
+            None => cache::Audience::Public,
         }
     }
 
     /// Answers alerts under `alerting`'s rules and exposes its delivery metrics.
     pub fn with_alerting(mut self, alerting: Arc<Alerting>) -> HttpState {
-        self.metrics = Arc::new(metrics::registry(
-            self.ledger.clone(),
-            self.projections.clone(),
-            alerting.clone(),
+        self.metrics = Arc::new(metrics_registry(
+            &self.ledger,
+            &self.projections,
+            &alerting,
+            &self.caches.renders,
         ));
         self.alerting = alerting;
         self
@@ -220,9 +283,20 @@ async fn within(limit: Duration, request: Request, next: Next) -> Response {
 
 /// Every route, with a handler timeout of `request_timeout`.
 pub fn router(state: HttpState, request_timeout: Duration) -> Router {
+    let api_audience = state.api_audience();
     let routes = Router::new()
         .route("/", get(pages::index))
+        .route("/feed.atom", get(subscribe::feed))
         .route("/services/{service_id}", get(pages::service))
+        .route(
+            "/services/{service_id}/feed.atom",
+            get(subscribe::service_feed),
+        )
+        .route(
+            "/services/{service_id}/badge.svg",
+            get(subscribe::badge_svg),
+        )
+        .route("/api/v1/badge/{service_id}", get(subscribe::badge_json))
         .route("/api/v1/services", get(api::services))
         .route("/api/v1/services/{service_id}", get(api::service))
         .route(
@@ -252,6 +326,10 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         .route("/assets/status.js", get(script))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            conditional_api(api_audience, request, next)
+        }))
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_read_token,
@@ -345,11 +423,25 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 }
 
 /// Whether `path` needs the read token (when one is set): the machine-readable reads —
-/// the JSON API and `/metrics`. The status pages, their assets, `/healthz`, `/readyz` and
-/// `/api/v1/checkpoint` (a signed checkpoint is public by design, and the page links it)
-/// stay open: citizens read the status page without credentials.
+/// the JSON API and `/metrics`. The status pages, their feeds and badges, their assets,
+/// `/healthz`, `/readyz`, `/api/v1/checkpoint` (a signed checkpoint is public by design,
+/// and the page links it) and `/api/v1/badge/…` (what the page shows, fetched by
+/// shields.io without credentials) stay open: citizens read the status page without
+/// credentials.
 pub fn needs_read_token(path: &str) -> bool {
-    (path.starts_with("/api/") && path != "/api/v1/checkpoint") || path == "/metrics"
+    (path.starts_with("/api/")
+        && path != "/api/v1/checkpoint"
+        && !path.starts_with("/api/v1/badge/"))
+        || path == "/metrics"
+}
+
+/// The JSON API's answers get validators ([`cache::validate_json`]); other paths pass.
+async fn conditional_api(audience: cache::Audience, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/api/v1/") {
+        cache::validate_json(audience, request, next).await
+    } else {
+        next.run(request).await
+    }
 }
 
 /// Refuses a guarded request without the right `authorization: Bearer` token: 401 with a

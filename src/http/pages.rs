@@ -1,15 +1,21 @@
-//! The HTML pages: the public status page (`/`) and one service's page
-//! (`/services/{service_id}`), rendered from [`super::view`] with compiled askama templates.
+//! The HTML pages: the public status page (`/`), rendered once per state and served from
+//! memory ([`super::cache`]), and one service's page (`/services/{service_id}`), rendered
+//! for each request; both from [`super::view`] with compiled askama templates.
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
 
+use super::cache::{respond_computed, Audience, Fresh};
 use super::error::{HttpError, PageError};
 use super::params::WindowParams;
 use super::view::{self, ServicePage, StatusPage};
 use super::HttpState;
+
+pub const HTML: &str = "text/html; charset=utf-8";
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -23,8 +29,7 @@ struct FiringAlert {
     service_id: String,
     alert: &'static str,
     severity: &'static str,
-    /// RFC 3339.
-    since: String,
+    since: crate::http::view::TimeView,
 }
 
 #[derive(Template)]
@@ -41,29 +46,49 @@ struct ErrorTemplate<'a> {
     message: &'a str,
 }
 
-/// `GET /`: the public status page, computed from one published prefix.
-pub async fn index(State(state): State<HttpState>) -> Result<Html<String>, PageError> {
+/// `GET /`: the public status page, computed from one published prefix and rendered again
+/// only when the prefix or what it shows for the current time changes.
+pub async fn index(State(state): State<HttpState>, request: HeaderMap) -> Response {
     let now = state.projections.now();
-    let (page, alerts) = {
-        let published = state.projections.read();
-        let alerts = crate::alert::firing_at(&published.projection, state.alerting.policy(), now)
-            .into_iter()
-            .map(|alert| FiringAlert {
-                service_id: alert.service_id,
-                alert: alert.rule.name(),
-                severity: alert.rule.severity().name(),
-                since: crate::domain::format_millis(alert.since),
+    let tree_size = state.projections.read().tree_size;
+    let renderer = state.clone();
+    let rendered = state
+        .caches
+        .status_page
+        .get_or_render(tree_size, now, move || {
+            let published = renderer.projections.read();
+            let policy = renderer.alerting.policy();
+            let alerts = crate::alert::firing_at(&published.projection, policy, now)
+                .into_iter()
+                .map(|alert| FiringAlert {
+                    service_id: alert.service_id,
+                    alert: alert.rule.name(),
+                    severity: alert.rule.severity().name(),
+                    since: renderer.zone.time(alert.since),
+                })
+                .collect();
+            let page = view::status_page(&published, &renderer.verifier_key, &renderer.zone, now);
+            let body = render(&IndexTemplate {
+                page: &page,
+                alerts,
+            })?;
+            // Alerts may start or stop firing with no new entry (a `for` elapsing, the
+            // burn-rate grid), as states do.
+            let until = view::states_hold_until(&published, now).min(
+                crate::alert::firing_holds_until(&published.projection, policy, now),
+            );
+            Ok::<_, PageError>(Fresh {
+                tree_size: published.tree_size,
+                until,
+                content_type: HTML,
+                body: body.0.into_bytes(),
             })
-            .collect();
-        (
-            view::status_page(&published, &state.verifier_key, now),
-            alerts,
-        )
-    };
-    render(&IndexTemplate {
-        page: &page,
-        alerts,
-    })
+        })
+        .await;
+    match rendered {
+        Ok(rendered) => rendered.respond(&request, Audience::Public),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /services/{service_id}`: one service over the window in the query (last 30 days
@@ -72,7 +97,8 @@ pub async fn service(
     State(state): State<HttpState>,
     Path(service_id): Path<String>,
     params: Result<Query<WindowParams>, QueryRejection>,
-) -> Result<Html<String>, PageError> {
+    request: HeaderMap,
+) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|e| HttpError::bad_request(e.body_text()))?;
     if params.tree_size.is_some() {
         return Err(HttpError::bad_request(
@@ -84,9 +110,22 @@ pub async fn service(
     let now = state.projections.now();
     let page = {
         let published = state.projections.read();
-        view::service_page(&published, &state.verifier_key, &service_id, &window, now)?
+        view::service_page(
+            &published,
+            &state.verifier_key,
+            &service_id,
+            &window,
+            &state.zone,
+            now,
+        )?
     };
-    render(&ServiceTemplate { page: &page })
+    let body = render(&ServiceTemplate { page: &page })?.0;
+    Ok(respond_computed(
+        &request,
+        Audience::Public,
+        HTML,
+        Bytes::from(body),
+    ))
 }
 
 /// A small page for an HTTP error.
@@ -100,7 +139,7 @@ pub fn error_page(error: &HttpError) -> String {
     .unwrap_or_else(|_| error.message.clone())
 }
 
-fn render(template: &impl Template) -> Result<Html<String>, PageError> {
+pub(super) fn render(template: &impl Template) -> Result<Html<String>, PageError> {
     template.render().map(Html).map_err(|e| {
         PageError(HttpError::internal(format!(
             "rendering the page failed: {e}"

@@ -1,10 +1,11 @@
-//! How the pages write states, figures, durations, times and windows.
+//! How the pages write states, figures, durations, dates and windows.
 
-use crate::domain::{format_millis, Quorum};
+use crate::domain::Quorum;
 use crate::projection::State;
 use crate::window::WindowSpec;
 
-use super::model::{StateBadge, TimeView};
+use super::model::StateBadge;
+use super::zone::DisplayZone;
 
 pub(super) const MONTH_NAMES: [&str; 12] = [
     "January",
@@ -21,8 +22,8 @@ pub(super) const MONTH_NAMES: [&str; 12] = [
     "December",
 ];
 
-/// How a window is named on the page.
-pub fn window_label(window: &WindowSpec) -> String {
+/// How a window is named on the page (a range's ends in `zone`).
+pub fn window_label(window: &WindowSpec, zone: &DisplayZone) -> String {
     match window {
         WindowSpec::Last24Hours => "Last 24 hours".into(),
         WindowSpec::Last7Days => "Last 7 days".into(),
@@ -44,7 +45,7 @@ pub fn window_label(window: &WindowSpec) -> String {
             }
         }
         WindowSpec::Range { start, end } => {
-            format!("{} to {}", time_view(*start).text, time_view(*end).text)
+            format!("{} to {}", zone.time(*start).text, zone.time(*end).text)
         }
     }
 }
@@ -133,16 +134,7 @@ pub fn human_duration(ms: i64) -> String {
     }
 }
 
-pub fn time_view(millis: i64) -> TimeView {
-    let iso = format_millis(millis);
-    let text = jiff::Timestamp::from_millisecond(millis)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| iso.clone());
-    TimeView { iso, text }
-}
-
-pub(super) fn day_text(millis: i64) -> String {
-    jiff::Timestamp::from_millisecond(millis)
-        .map(|t| t.strftime("%-d %b %Y").to_string())
-        .unwrap_or_default()
+/// A calendar day as shown: `27 Nov 2026`.
+pub(super) fn date_text(date: jiff::civil::Date) -> String {
+    date.strftime("%-d %b %Y").to_string()
 }

@@ -3,19 +3,30 @@
 //! Pure: the caller passes the prefix, the verifier key and
 //! `now` (used only for current states and ages, as in `GetService`); the templates in
 //! `templates/` only lay these values out. Every figure comes from [`crate::query`], so the
-//! pages show the numbers the JSON API and gRPC give. Times are shown in UTC.
+//! pages show the numbers the JSON API and gRPC give. Times are shown in the server's
+//! [`DisplayZone`], and the status page shows no time relative to `now`, so the same prefix
+//! and the same current states give the same bytes ([`states_hold_until`] says how long).
 //!
 //! - [`model`]: the values the templates lay out;
-//! - [`format`]: how states, figures, durations, times and windows are written;
+//! - [`format`]: how states, figures, durations and windows are written;
+//! - [`zone`]: the time zone times and days are shown in;
+//! - [`feed`]: the Atom feeds of incidents and maintenance;
+//! - [`badge`]: a service's 30-day availability badge;
 //! - this module: the page builders.
 
+mod badge;
+mod feed;
 mod format;
 mod model;
+mod zone;
 
-pub use format::{human_duration, percent, state_badge, target_text, time_view, window_label};
+pub use badge::{badge, Badge, BadgeSvg};
+pub use feed::{feed, FeedEntry, FeedView};
+pub use format::{human_duration, percent, state_badge, target_text, window_label};
 pub use model::*;
+pub use zone::{DisplayZone, UnknownZone};
 
-use format::{day_text, optional_percent, quorum_text, MONTH_NAMES};
+use format::{optional_percent, quorum_text, MONTH_NAMES};
 
 use super::params::NAMED_WINDOWS;
 use crate::domain::{format_millis, Status};
@@ -24,7 +35,8 @@ use crate::projector::Published;
 use crate::query::{self, ServiceStatus};
 use crate::window::WindowSpec;
 
-const DAY_MS: i64 = 86_400_000;
+/// How far ahead [`states_hold_until`] looks for a change of state.
+const STATES_LOOKAHEAD: i64 = 86_400_000;
 /// Days shown as bars, ending with the day of the prefix's as-of time.
 pub const DAYS_SHOWN: i64 = 90;
 /// Incidents listed on the front page: those intersecting this window, newest first.
@@ -39,12 +51,19 @@ const POOR_DAY: f64 = 0.95;
 /// Incidents a day's bar lists by time (the service page lists them all).
 const INCIDENTS_PER_DAY: usize = 3;
 
-/// The front page: every service by agency, recent incidents, planned maintenance.
-pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> StatusPage {
+/// The front page: every service by agency, recent incidents, planned maintenance. It
+/// depends on `now` only through the current states and the maintenance windows' status, so
+/// it stays the same until [`states_hold_until`].
+pub fn status_page(
+    published: &Published,
+    verifier_key: &str,
+    zone: &DisplayZone,
+    now: i64,
+) -> StatusPage {
     let services = query::services(published, now);
     let mut agencies: Vec<AgencyView> = Vec::new();
     for status in &services {
-        let card = service_card(published, status, now);
+        let card = service_card(published, status, zone, now);
         match agencies.iter_mut().find(|a| a.name == status.spec.agency) {
             Some(agency) => agency.services.push(card),
             None => agencies.push(AgencyView {
@@ -62,7 +81,7 @@ pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> Statu
                 found
                     .value
                     .iter()
-                    .map(|incident| incident_row(status, incident)),
+                    .map(|incident| incident_row(status, incident, zone)),
             );
         }
     }
@@ -78,7 +97,7 @@ pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> Statu
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|window| window.start < window.end && window.end > now)
-                .map(|window| (window.start, maintenance_row(status, &window, now)))
+                .map(|window| (window.start, maintenance_row(status, &window, zone, now)))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -89,9 +108,38 @@ pub fn status_page(published: &Published, verifier_key: &str, now: i64) -> Statu
         agencies,
         incidents,
         maintenance: maintenance.into_iter().map(|(_, row)| row).collect(),
-        now: time_view(now),
-        prefix: prefix_view(published, verifier_key),
+        zone: zone.describe(anchor(published, now)),
+        prefix: prefix_view(published, verifier_key, zone),
     }
+}
+
+/// Until when (exclusive) what the status page shows for `now` holds for this prefix: the
+/// first time after `now` at which a service's state changes (an observation goes stale, a
+/// maintenance window starts or ends) or a maintenance window's status does. `i64::MAX`
+/// when nothing changes until new entries arrive.
+pub fn states_hold_until(published: &Published, now: i64) -> i64 {
+    let projection = &published.projection;
+    let mut until = i64::MAX;
+    for spec in projection.services() {
+        let service_id: &str = &spec.service_id;
+        if let Some(intervals) =
+            projection.timeline(service_id, now, now.saturating_add(STATES_LOOKAHEAD))
+        {
+            if let Some(first) = intervals.first() {
+                if first.end < now.saturating_add(STATES_LOOKAHEAD) {
+                    until = until.min(first.end);
+                }
+            }
+        }
+        for window in projection.maintenance(service_id).unwrap_or_default() {
+            for boundary in [window.start, window.end] {
+                if boundary > now {
+                    until = until.min(boundary);
+                }
+            }
+        }
+    }
+    until.min(now.saturating_add(STATES_LOOKAHEAD))
 }
 
 /// One service over `window`: an error for an undefined service or a window that does not
@@ -101,6 +149,7 @@ pub fn service_page(
     verifier_key: &str,
     service_id: &str,
     window: &WindowSpec,
+    zone: &DisplayZone,
     now: i64,
 ) -> Result<ServicePage, query::QueryError> {
     let status = query::service(published, service_id, now)?;
@@ -115,8 +164,8 @@ pub fn service_page(
         .iter()
         .map(|interval| Segment {
             state: state_badge(interval.state),
-            start: time_view(interval.start),
-            end: time_view(interval.end),
+            start: zone.time(interval.start),
+            end: zone.time(interval.end),
             duration: human_duration(interval.end - interval.start),
             percent: format!(
                 "{:.4}",
@@ -140,7 +189,7 @@ pub fn service_page(
                 Status::Up => "up",
                 Status::Down => "down",
             },
-            last_observed_at: time_view(probe.last_observed_at),
+            last_observed_at: zone.time(probe.last_observed_at),
             age: match now - probe.last_observed_at {
                 age if age < 1000 => "just now".into(),
                 age => format!("{} ago", human_duration(age)),
@@ -155,7 +204,7 @@ pub fn service_page(
                 .as_ref()
                 .is_some_and(|r| r.revoked_at.is_some()),
             registered: probe.registration.map(|r| Registration {
-                at: time_view(r.registered_at),
+                at: zone.time(r.registered_at),
                 approved_by: r
                     .approved_by
                     .into_iter()
@@ -172,7 +221,7 @@ pub fn service_page(
         .unwrap_or_default()
         .iter()
         .rev()
-        .map(|window| maintenance_row(&status, window, now))
+        .map(|window| maintenance_row(&status, window, zone, now))
         .collect();
 
     let (slo_class, slo_status) = match report.availability {
@@ -182,22 +231,22 @@ pub fn service_page(
     };
     let remaining = report.error_budget_remaining_ms;
     let anchor = anchor(published, now);
-    let card = service_card(published, &status, now);
+    let card = service_card(published, &status, zone, now);
     Ok(ServicePage {
         quorum: quorum_text(status.spec.quorum),
         staleness: human_duration(status.spec.staleness_ms()),
-        window_label: window_label(window),
-        window_start: time_view(timeline.start),
-        window_end: time_view(timeline.end),
+        window_label: window_label(window, zone),
+        window_start: zone.time(timeline.start),
+        window_end: zone.time(timeline.end),
         windows: NAMED_WINDOWS
             .iter()
             .map(|(name, spec)| Link {
-                label: window_label(spec),
+                label: window_label(spec, zone),
                 href: format!("/services/{service_id}?window={name}"),
                 current: spec == window,
             })
             .collect(),
-        months: month_links(service_id, anchor, window),
+        months: month_links(service_id, anchor, window, zone),
         report: ReportView {
             availability: optional_percent(report.availability),
             coverage: optional_percent(report.coverage),
@@ -223,13 +272,14 @@ pub fn service_page(
             .value
             .iter()
             .rev()
-            .map(|incident| incident_row(&status, incident))
+            .map(|incident| incident_row(&status, incident, zone))
             .collect(),
         probes,
         maintenance,
         notable_days: card.days.iter().filter(|day| day.notable).count(),
         card,
-        prefix: prefix_view(published, verifier_key),
+        zone: zone.describe(anchor),
+        prefix: prefix_view(published, verifier_key, zone),
     })
 }
 
@@ -267,7 +317,12 @@ fn headline(services: &[ServiceStatus]) -> String {
     }
 }
 
-fn service_card(published: &Published, status: &ServiceStatus, now: i64) -> ServiceCard {
+fn service_card(
+    published: &Published,
+    status: &ServiceStatus,
+    zone: &DisplayZone,
+    now: i64,
+) -> ServiceCard {
     let spec = &status.spec;
     let figures = [
         ("24 h", WindowSpec::Last24Hours),
@@ -282,24 +337,29 @@ fn service_card(published: &Published, status: &ServiceStatus, now: i64) -> Serv
         figure(label, availability, spec.slo_target)
     })
     .collect();
-    let first_day = day_start(anchor(published, now)) - (DAYS_SHOWN - 1) * DAY_MS;
+    let anchor = anchor(published, now);
     let days: Vec<DayBar> = (0..DAYS_SHOWN)
-        .map(|day| day_bar(&published.projection, status, first_day + day * DAY_MS))
+        .rev()
+        .map(|before| {
+            let (start, end, date) = zone.day_before(anchor, before);
+            day_bar(&published.projection, status, zone, (start, end), date)
+        })
         .collect();
+    let first_day = zone.day_before(anchor, DAYS_SHOWN - 1).2;
     ServiceCard {
         service_id: spec.service_id.to_string(),
         name: spec.name.clone(),
         agency: spec.agency.clone(),
         state: state_badge(status.state),
         since: match status.since {
-            Some(since) => format!("for {}", human_duration(now - since)),
+            Some(since) => format!("since {}", zone.time(since).text),
             None => "no data yet".into(),
         },
         slo_target: target_text(spec.slo_target),
         figures,
         days_summary: days_summary(&days, spec.slo_target),
         days,
-        first_day: day_text(first_day),
+        first_day: format::date_text(first_day),
     }
 }
 
@@ -326,9 +386,14 @@ fn figure(window: &'static str, availability: Option<f64>, target: f64) -> Figur
     }
 }
 
-fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBar {
+fn day_bar(
+    projection: &Projection,
+    status: &ServiceStatus,
+    zone: &DisplayZone,
+    (start, end): (i64, i64),
+    date: jiff::civil::Date,
+) -> DayBar {
     let service_id = &status.spec.service_id;
-    let end = start + DAY_MS;
     let (class, detail, notable) = match projection.report(service_id, start, end) {
         None => ("none", "no data".to_owned(), false),
         Some(report) => {
@@ -367,7 +432,12 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
                 let incidents = projection
                     .incidents(service_id, start, end)
                     .unwrap_or_default();
-                detail.push_str(&incidents_text(&incidents, report.incident_count, start));
+                detail.push_str(&incidents_text(
+                    &incidents,
+                    report.incident_count,
+                    (start, end),
+                    zone,
+                ));
             }
             let notable = matches!(class, "missed" | "poor")
                 || report.incident_count > 0
@@ -377,7 +447,7 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
     };
     DayBar {
         class,
-        date: day_text(start),
+        date: format::date_text(date),
         notable,
         detail,
         href: format!(
@@ -390,30 +460,34 @@ fn day_bar(projection: &Projection, status: &ServiceStatus, start: i64) -> DayBa
 
 /// `, 1 incident: 14:02–14:49 UTC (47 min)`; at most [`INCIDENTS_PER_DAY`] listed. An
 /// incident is shown whole: an end outside the day carries its date
-/// (`27 Nov 23:40–00:20 UTC (40 min)`).
-fn incidents_text(incidents: &[Incident], count: u64, day: i64) -> String {
+/// (`27 Nov 23:40–00:20 UTC (40 min)`). Times are in `zone`, named by its abbreviation.
+fn incidents_text(
+    incidents: &[Incident],
+    count: u64,
+    (day_start, day_end): (i64, i64),
+    zone: &DisplayZone,
+) -> String {
     let mut text = match count {
         1 => ", 1 incident".to_owned(),
         n => format!(", {n} incidents"),
     };
     let clock = |millis: i64| {
-        let format = if (day..day + DAY_MS).contains(&millis) {
+        let format = if (day_start..day_end).contains(&millis) {
             "%H:%M"
         } else {
             "%-d %b %H:%M"
         };
-        jiff::Timestamp::from_millisecond(millis)
-            .map(|t| t.strftime(format).to_string())
-            .unwrap_or_default()
+        zone.strftime(millis, format)
     };
     let listed: Vec<String> = incidents
         .iter()
         .take(INCIDENTS_PER_DAY)
         .map(|incident| {
             format!(
-                "{}–{} UTC ({}{})",
+                "{}–{} {} ({}{})",
                 clock(incident.start),
                 clock(incident.end),
+                zone.strftime(incident.start, "%Z"),
                 human_duration(incident.end - incident.start),
                 if incident.open { ", ongoing" } else { "" }
             )
@@ -443,12 +517,12 @@ fn days_summary(days: &[DayBar], target: f64) -> String {
     )
 }
 
-fn incident_row(status: &ServiceStatus, incident: &Incident) -> IncidentRow {
+fn incident_row(status: &ServiceStatus, incident: &Incident, zone: &DisplayZone) -> IncidentRow {
     IncidentRow {
         service_id: status.spec.service_id.to_string(),
         service_name: status.spec.name.clone(),
-        start: time_view(incident.start),
-        end: time_view(incident.end),
+        start: zone.time(incident.start),
+        end: zone.time(incident.end),
         duration: human_duration(incident.end - incident.start),
         open: incident.open,
         probes: if incident.probes.is_empty() {
@@ -459,7 +533,12 @@ fn incident_row(status: &ServiceStatus, incident: &Incident) -> IncidentRow {
     }
 }
 
-fn maintenance_row(service: &ServiceStatus, window: &Maintenance, now: i64) -> MaintenanceRow {
+fn maintenance_row(
+    service: &ServiceStatus,
+    window: &Maintenance,
+    zone: &DisplayZone,
+    now: i64,
+) -> MaintenanceRow {
     let (status, status_class) = if window.start >= window.end {
         ("cancelled", "cancelled")
     } else if window.end <= now {
@@ -473,39 +552,50 @@ fn maintenance_row(service: &ServiceStatus, window: &Maintenance, now: i64) -> M
         service_id: service.spec.service_id.to_string(),
         service_name: service.spec.name.clone(),
         maintenance_id: window.maintenance_id.clone(),
-        start: time_view(window.start),
-        end: time_view(window.end),
+        start: zone.time(window.start),
+        end: zone.time(window.end),
         duration: human_duration(window.end - window.start),
         status,
         status_class,
     }
 }
 
-fn prefix_view(published: &Published, verifier_key: &str) -> PrefixView {
+fn prefix_view(published: &Published, verifier_key: &str, zone: &DisplayZone) -> PrefixView {
     PrefixView {
         tree_size: published.tree_size,
         checkpoint: published.checkpoint.clone(),
         verifier_key: verifier_key.to_owned(),
-        as_of: time_view(published.as_of),
+        as_of: zone.time(published.as_of),
     }
 }
 
-fn month_links(service_id: &str, anchor: i64, current: &WindowSpec) -> Vec<Link> {
-    let Ok(time) = jiff::Timestamp::from_millisecond(anchor) else {
-        return Vec::new();
-    };
-    let date = time.to_zoned(jiff::tz::TimeZone::UTC).date();
+/// The last [`MONTHS_OFFERED`] calendar months in `zone`, ending with `anchor`'s.
+fn month_links(
+    service_id: &str,
+    anchor: i64,
+    current: &WindowSpec,
+    zone: &DisplayZone,
+) -> Vec<Link> {
+    let date = zone.date(anchor);
     let (mut year, mut month) = (i32::from(date.year()), date.month() as u8);
+    let (time_zone, zone_query) = if zone.is_utc() {
+        (String::new(), String::new())
+    } else {
+        (
+            zone.name().to_owned(),
+            format!("&time_zone={}", zone.name()),
+        )
+    };
     let mut links = Vec::with_capacity(MONTHS_OFFERED);
     for _ in 0..MONTHS_OFFERED {
         let spec = WindowSpec::Month {
             year,
             month,
-            time_zone: String::new(),
+            time_zone: time_zone.clone(),
         };
         links.push(Link {
             label: format!("{} {year}", MONTH_NAMES[usize::from(month) - 1]),
-            href: format!("/services/{service_id}?month={year:04}-{month:02}"),
+            href: format!("/services/{service_id}?month={year:04}-{month:02}{zone_query}"),
             current: &spec == current,
         });
         (year, month) = if month == 1 {
@@ -525,10 +615,6 @@ fn anchor(published: &Published, now: i64) -> i64 {
     } else {
         published.as_of
     }
-}
-
-fn day_start(at: i64) -> i64 {
-    at.div_euclid(DAY_MS) * DAY_MS
 }
 
 #[cfg(test)]

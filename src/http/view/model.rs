@@ -43,7 +43,7 @@ pub struct Figure {
 pub struct DayBar {
     /// `met`, `missed`, `poor`, `maintenance` or `none`.
     pub class: &'static str,
-    /// The day (UTC), e.g. `27 Nov 2026`.
+    /// The day (in the page's zone), e.g. `27 Nov 2026`.
     pub date: String,
     /// The day's figures and incidents, for the title (hover) and the service page's list.
     pub detail: String,
@@ -59,7 +59,7 @@ pub struct ServiceCard {
     pub name: String,
     pub agency: String,
     pub state: StateBadge,
-    /// How long the state has held, e.g. `for 3 h 12 min`.
+    /// Since when the state holds, e.g. `since 2026-11-27 14:02 EAT`.
     pub since: String,
     pub slo_target: String,
     /// 24 h, 30 d, 90 d.
@@ -110,7 +110,8 @@ pub struct StatusPage {
     pub agencies: Vec<AgencyView>,
     pub incidents: Vec<IncidentRow>,
     pub maintenance: Vec<MaintenanceRow>,
-    pub now: TimeView,
+    /// The zone times are shown in, e.g. `Africa/Nairobi (EAT, UTC+03:00)`.
+    pub zone: String,
     pub prefix: PrefixView,
 }
 
@@ -189,5 +190,7 @@ pub struct ServicePage {
     pub incidents: Vec<IncidentRow>,
     pub probes: Vec<ProbeRow>,
     pub maintenance: Vec<MaintenanceRow>,
+    /// The zone times are shown in.
+    pub zone: String,
     pub prefix: PrefixView,
 }

@@ -1,5 +1,8 @@
 use super::*;
 
+const DAY_MS: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+
 #[test]
 fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
     // 2026-11-28T00:00:00Z.
@@ -16,8 +19,10 @@ fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
         day + 14 * 60 * minute + 49 * minute,
         false,
     )];
+    let utc = DisplayZone::utc();
+    let whole_day = (day, day + DAY_MS);
     assert_eq!(
-        incidents_text(&one, 1, day),
+        incidents_text(&one, 1, whole_day, &utc),
         ", 1 incident: 14:02–14:49 UTC (47 min)"
     );
     // Across midnight on both sides; the last one still open.
@@ -28,13 +33,20 @@ fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
         incident(day + DAY_MS - 10 * minute, day + DAY_MS + 5 * minute, true),
     ];
     assert_eq!(
-        incidents_text(&many, 4, day),
+        incidents_text(&many, 4, whole_day, &utc),
         ", 4 incidents: 27 Nov 23:40–00:20 UTC (40 min), 01:00–01:01 UTC (1 min), \
          02:00–02:01 UTC (1 min), and 1 more"
     );
     assert_eq!(
-        incidents_text(&many[3..], 1, day),
+        incidents_text(&many[3..], 1, whole_day, &utc),
         ", 1 incident: 23:50–29 Nov 00:05 UTC (15 min, ongoing)"
+    );
+    // In Nairobi (UTC+3) the same incident is in the morning, named in local time.
+    let nairobi = DisplayZone::named("Africa/Nairobi").unwrap();
+    let local_day = (day - 3 * HOUR, day + DAY_MS - 3 * HOUR);
+    assert_eq!(
+        incidents_text(&one, 1, local_day, &nairobi),
+        ", 1 incident: 17:02–17:49 EAT (47 min)"
     );
 }
 
@@ -71,10 +83,35 @@ fn durations_use_the_two_largest_units() {
 }
 
 #[test]
-fn days_are_utc_calendar_days() {
+fn days_are_calendar_days_of_the_zone() {
     // 2026-11-27T13:45Z → the bar of 27 Nov starts at midnight UTC.
-    let at = 1_795_737_600_000 + 13 * 3_600_000 + 45 * 60_000;
-    assert_eq!(day_start(at), 1_795_737_600_000);
-    assert_eq!(day_text(day_start(at)), "27 Nov 2026");
-    assert_eq!(time_view(at).text, "2026-11-27 13:45 UTC");
+    let midnight = 1_795_737_600_000;
+    let at = midnight + 13 * HOUR + 45 * 60_000;
+    let utc = DisplayZone::utc();
+    let (start, end, date) = utc.day_before(at, 0);
+    assert_eq!((start, end), (midnight, midnight + DAY_MS));
+    assert_eq!(format::date_text(date), "27 Nov 2026");
+    assert_eq!(utc.time(at).text, "2026-11-27 13:45 UTC");
+    // 22:30 UTC is already the 28th in Nairobi, whose day starts at 21:00 UTC.
+    let nairobi = DisplayZone::named("Africa/Nairobi").unwrap();
+    let late = midnight + 22 * HOUR + 30 * 60_000;
+    let (start, end, date) = nairobi.day_before(late, 0);
+    assert_eq!(
+        (start, end),
+        (midnight + 21 * HOUR, midnight + 21 * HOUR + DAY_MS)
+    );
+    assert_eq!(format::date_text(date), "28 Nov 2026");
+    assert_eq!(nairobi.time(late).text, "2026-11-28 01:30 EAT");
+    assert_eq!(nairobi.time(late).iso, "2026-11-27T22:30:00.000Z");
+    assert_eq!(nairobi.describe(late), "Africa/Nairobi (EAT, UTC+03)");
+    // A day when clocks change is 25 hours long (Berlin, 25 Oct 2026).
+    let berlin = DisplayZone::named("Europe/Berlin").unwrap();
+    let (start, end, _) = berlin.day_before(1_792_915_200_000, 0);
+    assert_eq!(end - start, 25 * HOUR);
+}
+
+#[test]
+fn an_unknown_zone_is_refused_by_name() {
+    let error = DisplayZone::named("Mars/Olympus_Mons").unwrap_err();
+    assert!(error.to_string().contains("Mars/Olympus_Mons"), "{error}");
 }
