@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::evaluate::{burn_rate, firing_at, firing_for, history, BurnFigure, Figures};
+use super::evaluate::{
+    burn_rate, firing_at, firing_for, firing_holds_until, history, BurnFigure, Figures,
+};
 use super::rules::{AlertPolicy, BurnWindows, Rule, ServiceRules};
 use crate::domain::ServiceId;
 use crate::projection::reference_tests::{history_strategy, project, NaiveLog, SERVICE_IDS};
@@ -151,6 +153,41 @@ fn an_outage_fires_after_for_and_resolves_when_down_stops() {
         .map(|alert| (alert.since, alert.until))
         .collect();
     assert_eq!(inside, vec![(110, None)]);
+}
+
+#[test]
+fn what_fires_holds_until_the_instant_firing_holds_until_names() {
+    let mut observations = every_10ms("p", 0, 100, Status::Up);
+    observations.extend(every_10ms("p", 100, 200, Status::Down));
+    observations.extend(every_10ms("p", 200, 260, Status::Up));
+    let projection = scenario(&observations);
+    let policy = small_policy(10, 5);
+    let mut changes_seen = 0;
+    for now in 0..400 {
+        let until = firing_holds_until(&projection, &policy, now);
+        assert!(until > now, "at {now}: {until}");
+        // The service state's own next change is the caller's bound.
+        let state_changes = projection
+            .timeline(SERVICE, now, 400)
+            .and_then(|intervals| intervals.first().map(|interval| interval.end))
+            .unwrap_or(400);
+        let firing = firing_at(&projection, &policy, now);
+        for t in now..until.min(state_changes).min(400) {
+            assert_eq!(
+                firing_at(&projection, &policy, t),
+                firing,
+                "from {now} to {t}"
+            );
+        }
+        if firing_at(&projection, &policy, until.min(399)) != firing {
+            changes_seen += 1;
+        }
+    }
+    assert!(changes_seen > 0, "the bound is reached by real changes");
+    // With no DOWN time in the burn windows and the service not DOWN, only the state
+    // rules bound it: a quiet service adds nothing.
+    let quiet = scenario(&every_10ms("p", 0, 100, Status::Up));
+    assert_eq!(firing_holds_until(&quiet, &policy, 50), i64::MAX);
 }
 
 #[test]
