@@ -189,6 +189,8 @@ async fn the_demo_backfills_runs_live_probes_and_resumes() {
         assert!(size > backfilled, "{size} <= {backfilled}");
         let (exit, stderr) = resumed.process.terminate();
         assert!(exit.success(), "{stderr}");
+        // Text logs into a pipe carry no colour codes.
+        assert!(!stderr.contains('\u{1b}'), "{stderr}");
         size
     };
     assert!(before > 0);

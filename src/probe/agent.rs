@@ -314,7 +314,7 @@ async fn check_loop(
         let observed_at = recorder.clock.now_millis();
         let result = checker.run().await;
         if last_status != Some(result.status) {
-            tracing::info!(%service_id, status = ?result.status, detail = %result.detail, latency_ms = result.latency_ms(), "service state seen by this probe");
+            tracing::info!(probe_id = %recorder.probe_id, %service_id, status = ?result.status, detail = %result.detail, latency_ms = result.latency_ms(), "service state seen by this probe");
             last_status = Some(result.status);
         }
         if let Err(error) = recorder.record(&service_id, observed_at, &result).await {
