@@ -53,6 +53,10 @@ pub struct AuditArgs {
     /// The gRPC address of the ledger serving the previous log.
     #[arg(long, requires = "previous_verifier_key")]
     previous_ledger: Option<String>,
+    /// Audit a raw export (`export --raw`) with no ledger instead: the same checks of every
+    /// entry, signature and the Merkle root; no server answers to compare.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "services", "previous_verifier_key"])]
+    from_export: Option<PathBuf>,
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
@@ -60,6 +64,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         .verifier_key
         .parse()
         .context("--verifier-key is not a verifier key")?;
+    if let Some(path) = &args.from_export {
+        return super::offline_audit::run(path, &verifier).await;
+    }
     let previous = match (&args.previous_verifier_key, &args.previous_ledger) {
         (Some(key), Some(ledger)) => Some((
             key.parse::<NoteVerifier>()
