@@ -573,3 +573,22 @@ fn a_tampered_raw_export_is_refused_naming_the_entry() {
         "the export's checkpoint is not signed by the pinned key: checkpoint signature does not verify"
     ));
 }
+
+#[test]
+fn any_changed_byte_of_a_bundle_is_refused_or_harmless_never_a_panic() {
+    let text = serde_json::to_string(&bundle()).unwrap();
+    let mut refused = 0;
+    for position in (0..text.len()).step_by(13) {
+        let mut bytes = text.clone().into_bytes();
+        bytes[position] ^= 0x04;
+        let Ok(changed) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if verify_bundle(&changed, Some(&verifier())).is_err() {
+            refused += 1;
+        }
+    }
+    // Most positions are in signed or hashed data; a few (the report's figures, an
+    // incident's duration_ms) are not proven and may change freely.
+    assert!(refused > text.len() / 13 / 2, "{refused}");
+}
