@@ -217,6 +217,17 @@ fn a_bundle_carries_the_incident_its_observations_and_the_keys_behind_them() {
         "{statement}"
     );
     assert!(statement.contains("export --raw"), "{statement}");
+    // An open incident is ongoing, never given the end where its data runs out.
+    let mut open = bundle.clone();
+    open.incidents[0].open = true;
+    let statement = verify(&open).unwrap().statement();
+    assert!(
+        statement.contains(
+            "1. DOWN from 2026-11-27T00:01:01.000Z ongoing (no end in the data): 4 signed"
+        ),
+        "{statement}"
+    );
+    assert!(!statement.contains("00:02:00"), "{statement}");
     // Without a pinned key, the file's own key is used.
     let text = serde_json::to_string(&bundle).unwrap();
     assert!(verify_bundle(&text, None).is_ok());

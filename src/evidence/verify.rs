@@ -446,11 +446,10 @@ impl Findings {
         }
         out.push_str(&format!("  incidents: {}\n", self.incidents.len()));
         for (number, incident) in self.incidents.iter().enumerate() {
+            // An open incident's `end` is where the data runs out, which may be after the
+            // checkpoint: it is never printed as an end.
             let end = if incident.open {
-                format!(
-                    "ongoing when the data ran out at {}",
-                    format_millis(incident.end)
-                )
+                "ongoing (no end in the data)".to_owned()
             } else {
                 format!("until {}", format_millis(incident.end))
             };
