@@ -403,6 +403,10 @@ fn an_incident_must_list_down_observations_the_file_carries() {
     ));
 
     let mut bundle = self::bundle();
+    bundle.incidents[0].observations.push(7);
+    assert!(refusal(&bundle).ends_with("but it is listed twice"));
+
+    let mut bundle = self::bundle();
     bundle.incidents[0].probes = vec!["p1".into()];
     assert!(refusal(&bundle).ends_with("but its probe p2 is not among the incident's probes"));
 

@@ -178,7 +178,11 @@ pub fn verify_bundle(text: &str, pinned: Option<&NoteVerifier>) -> Result<Findin
             format_millis(end)
         );
         let mut observed: Option<(Millis, Millis)> = None;
+        let mut seen = std::collections::BTreeSet::new();
         for index in &incident.observations {
+            if !seen.insert(*index) {
+                return Err(wrong_role(*index, &role, "it is listed twice"));
+            }
             let Payload::Observation { observation, .. } =
                 &entry_for(&entries, *index, &role)?.payload
             else {
