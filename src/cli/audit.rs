@@ -35,6 +35,10 @@ pub struct AuditArgs {
     /// The checkpoint key to trust, as printed by `serve` (<origin>+<key id>+<key>).
     #[arg(long)]
     verifier_key: String,
+    /// Audit a raw export (`export --raw`) with no ledger instead: the same checks of every
+    /// entry, signature and the Merkle root; no server answers to compare.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "services", "previous_verifier_key"])]
+    from_export: Option<PathBuf>,
     /// A checkpoint note saved by an earlier audit: the ledger must prove that its log
     /// extends it. After a successful audit the new checkpoint is saved there (also when
     /// FILE does not exist yet).
@@ -53,10 +57,6 @@ pub struct AuditArgs {
     /// The gRPC address of the ledger serving the previous log.
     #[arg(long, requires = "previous_verifier_key")]
     previous_ledger: Option<String>,
-    /// Audit a raw export (`export --raw`) with no ledger instead: the same checks of every
-    /// entry, signature and the Merkle root; no server answers to compare.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "services", "previous_verifier_key"])]
-    from_export: Option<PathBuf>,
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
