@@ -23,6 +23,8 @@
 //! - [`rpc`]: the gRPC services (protobuf types stop there);
 //! - [`audit`]: the auditor's independent check of a log prefix (signatures, ingest rules,
 //!   recomputed reports compared with the server's) — pure;
+//! - [`evidence`]: files that prove what the log held without the ledger: the raw export
+//!   and its offline audit, evidence bundles built and verified — pure;
 //! - [`http`]: the status page, the JSON API, `/metrics`, health and readiness;
 //! - [`limits`]: what the servers allow one client and all clients (connections, headers,
 //!   timeouts, rates), shared by gRPC and HTTP;
@@ -44,6 +46,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod entry;
+pub mod evidence;
 pub mod governance;
 pub mod http;
 pub mod limits;

@@ -38,6 +38,10 @@ pub struct AuditArgs {
     /// The checkpoint key to trust, as printed by `serve` (<origin>+<key id>+<key>).
     #[arg(long)]
     verifier_key: String,
+    /// Audit a raw export (`export --raw`) with no ledger instead: the same checks of every
+    /// entry, signature and the Merkle root; no server answers to compare.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "services", "previous_verifier_key"])]
+    from_export: Option<PathBuf>,
     /// A checkpoint note saved by an earlier audit: the ledger must prove that its log
     /// extends it. After a successful audit the new checkpoint is saved there (also when
     /// FILE does not exist yet).
@@ -67,6 +71,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         .verifier_key
         .parse()
         .context("--verifier-key is not a verifier key")?;
+    if let Some(path) = &args.from_export {
+        return super::offline_audit::run(path, &verifier).await;
+    }
     let previous = match (&args.previous_verifier_key, &args.previous_ledger) {
         (Some(key), Some(ledger)) => Some((
             key.parse::<NoteVerifier>()

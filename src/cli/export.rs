@@ -36,6 +36,14 @@ pub struct ExportArgs {
     end: Option<u64>,
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
+    /// Every entry of the latest checkpoint's tree with its exact stored bytes (base64),
+    /// after a header line with the checkpoint and the verifier key: JSON Lines for
+    /// `audit --from-export` and third-party verifiers (docs/evidence.md).
+    #[arg(long, requires = "verifier_key", conflicts_with_all = ["start", "end", "format"])]
+    raw: bool,
+    /// With --raw: the checkpoint key to verify the exported checkpoint against.
+    #[arg(long, requires = "raw")]
+    verifier_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -88,6 +96,9 @@ struct Record {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
+    if let (true, Some(key)) = (args.raw, &args.verifier_key) {
+        return super::raw_export::run(channel, key).await;
+    }
     let rpc_error = |status: tonic::Status| anyhow!("GetEntries: {}", super::rpc_failure(&status));
     let mut stream = LogServiceClient::new(channel)
         .get_entries(pb::GetEntriesRequest {

@@ -5,11 +5,14 @@ mod audit;
 mod bench;
 pub mod console;
 mod demo;
+mod evidence;
 mod export;
 mod keygen;
 mod limits;
 mod log;
+mod offline_audit;
 mod probe;
+mod raw_export;
 mod report;
 mod serve;
 mod submit;
@@ -86,6 +89,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Run the probe agent: check services from a config file, sign, spool and deliver.
     Probe(probe::ProbeArgs),
+    /// Check an evidence file written by `report --evidence`, with no ledger: the
+    /// checkpoint, every inclusion proof and signature; says what it proves and what not.
+    VerifyEvidence(evidence::VerifyEvidenceArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -101,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Probe(args) => probe::run(args).await,
+        Command::VerifyEvidence(args) => evidence::verify(args),
     }
 }
 

@@ -30,6 +30,14 @@ pub struct ReportArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write an evidence file of the service's report and incidents instead (the signed
+    /// observations behind each incident with their inclusion proofs; docs/evidence.md),
+    /// computed from the audited log prefix of the latest checkpoint.
+    #[arg(long, value_name = "FILE", requires_all = ["service", "verifier_key"])]
+    evidence: Option<std::path::PathBuf>,
+    /// With --evidence: the checkpoint key to verify the log against.
+    #[arg(long, requires = "evidence")]
+    verifier_key: Option<String>,
 }
 
 /// The `--json` document.
@@ -55,6 +63,17 @@ struct ServiceReport {
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
+    if let (Some(path), Some(service_id), Some(verifier_key)) =
+        (&args.evidence, &args.service, &args.verifier_key)
+    {
+        let request = super::evidence::EvidenceRequest {
+            path,
+            verifier_key,
+            service_id,
+            window: &args.window,
+        };
+        return super::evidence::write(channel, request).await;
+    }
     let mut query = QueryServiceClient::new(channel);
     let rpc_error = |status: tonic::Status| anyhow!("{}", super::rpc_failure(&status));
     let listed = query
