@@ -67,10 +67,15 @@ impl FromStr for WindowSpec {
         }
         if let Some((start, end)) = text.split_once("..") {
             let time = |part: &str| parse_millis(part).map_err(|e| format!("{e}; {syntax}"));
-            return Ok(WindowSpec::Range {
-                start: time(start)?,
-                end: time(end)?,
-            });
+            let (start, end) = (time(start)?, time(end)?);
+            if start >= end {
+                return Err(format!(
+                    "the window ends ({}) before it starts ({}): write START..END with START earlier",
+                    crate::domain::format_millis(end),
+                    crate::domain::format_millis(start)
+                ));
+            }
+            return Ok(WindowSpec::Range { start, end });
         }
         let (month, time_zone) = text.split_once('@').unwrap_or((text, ""));
         let (year, month) = month
@@ -228,6 +233,13 @@ mod tests {
             let error = parse(bad).unwrap_err();
             assert!(error.contains("last-24h"), "{bad:?}: {error}");
         }
+        // An end before the start is refused here, before any request.
+        let error = parse("2025-12-02T00:00:00Z..2025-12-01T00:00:00Z").unwrap_err();
+        assert!(
+            error.contains("ends") && error.contains("before it starts"),
+            "{error}"
+        );
+        assert!(parse("2025-12-01T00:00:00Z..2025-12-01T00:00:00Z").is_err());
     }
 
     #[test]

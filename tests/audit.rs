@@ -684,6 +684,95 @@ async fn report_json_gives_what_the_log_holds() {
         table.contains("2026-11-26T23:55:00.000Z .. 2026-11-26T23:57:00.000Z"),
         "{table}"
     );
+    // Every service from one prefix, named with its root.
+    let size = ledger.tree_size();
+    let checkpoint = ledger.wait_for_checkpoint().await;
+    let root = checkpoint
+        .checkpoint
+        .lines()
+        .nth(2)
+        .map(|line| {
+            use base64::Engine as _;
+            hex::encode(
+                base64::engine::general_purpose::STANDARD
+                    .decode(line)
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    assert!(
+        table.contains(&format!(
+            "computed from the log prefix of tree size {size}, root {root}"
+        )),
+        "{table}"
+    );
+    // --tree-size pins every report to an earlier checkpoint (the first one after both
+    // services were defined); --service repeats.
+    let mut log = ledger.log().await;
+    let mut earlier = None;
+    for size in 3..=size {
+        let signed = log
+            .get_checkpoint(pb::GetCheckpointRequest { tree_size: size })
+            .await;
+        if signed.is_ok() {
+            earlier = Some(size);
+            break;
+        }
+    }
+    let earlier = earlier
+        .expect("a checkpoint after both services were defined")
+        .to_string();
+    let early = stdout(
+        &cli(&[
+            "report",
+            "--ledger",
+            &ledger.address,
+            "--service",
+            "passport",
+            "--service",
+            "tax",
+            "--tree-size",
+            &earlier,
+            "--json",
+        ])
+        .await,
+    );
+    let early: serde_json::Value = serde_json::from_str(&early).unwrap();
+    let services = early["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    assert!(
+        services
+            .iter()
+            .all(|s| s["tree_size"].as_u64().map(|n| n.to_string()) == Some(earlier.clone())),
+        "{early}"
+    );
+    // Mistakes are named before anything is asked of the server.
+    let message = failure(
+        &cli(&[
+            "report",
+            "--ledger",
+            &ledger.address,
+            "--service",
+            "pasport",
+        ])
+        .await,
+    );
+    assert!(
+        message.contains("service \"pasport\" is not defined; the ledger defines: passport, tax"),
+        "{message}"
+    );
+    let message = failure(
+        &cli(&[
+            "report",
+            "--ledger",
+            &ledger.address,
+            "--window",
+            "2026-11-27T00:10:00Z..2026-11-27T00:00:00Z",
+        ])
+        .await,
+    );
+    assert!(message.contains("before it starts"), "{message}");
+    assert!(!message.contains("GetAvailability"), "{message}");
 }
 
 /// Every entry of the log, fetched and decoded directly.

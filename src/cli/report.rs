@@ -5,6 +5,7 @@
 use anyhow::{anyhow, bail};
 use clap::Args;
 use serde::Serialize;
+use uptime_ledger::checkpoint::Checkpoint;
 
 use uptime_ledger::client;
 use uptime_ledger::domain::format_millis;
@@ -22,9 +23,14 @@ pub struct ReportArgs {
     tls: super::TlsArgs,
     #[command(flatten)]
     token: super::ReadTokenArgs,
-    /// Only this service; default: every service.
-    #[arg(long, value_name = "ID")]
-    service: Option<String>,
+    /// Only this service (repeatable); default: every service.
+    #[arg(long = "service", value_name = "ID")]
+    services: Vec<String>,
+    /// Compute every report from the log prefix of this size, at which a checkpoint was
+    /// signed; default: the prefix the ledger publishes now. Every service's report comes
+    /// from the same prefix either way.
+    #[arg(long, value_name = "N")]
+    tree_size: Option<u64>,
     #[arg(long, default_value = "last-30d", help = super::WINDOW_HELP)]
     window: WindowSpec,
     /// Print one JSON document instead of a table.
@@ -33,7 +39,7 @@ pub struct ReportArgs {
     /// Write an evidence file of the service's report and incidents instead (the signed
     /// observations behind each incident with their inclusion proofs; docs/evidence.md),
     /// computed from the audited log prefix of the latest checkpoint.
-    #[arg(long, value_name = "FILE", requires_all = ["service", "verifier_key"])]
+    #[arg(long, value_name = "FILE", requires_all = ["services", "verifier_key"])]
     evidence: Option<std::path::PathBuf>,
     /// With --evidence: the checkpoint key to verify the log against.
     #[arg(long, requires = "evidence")]
@@ -63,9 +69,10 @@ struct ServiceReport {
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let channel = super::connect_reader(&args.ledger, &args.tls, &args.token).await?;
-    if let (Some(path), Some(service_id), Some(verifier_key)) =
-        (&args.evidence, &args.service, &args.verifier_key)
-    {
+    if let (Some(path), Some(verifier_key)) = (&args.evidence, &args.verifier_key) {
+        let [service_id] = args.services.as_slice() else {
+            bail!("--evidence covers one service: give exactly one --service");
+        };
         let request = super::evidence::EvidenceRequest {
             path,
             verifier_key,
@@ -80,20 +87,34 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         .list_services(pb::ListServicesRequest {})
         .await
         .map_err(rpc_error)?
-        .into_inner()
-        .services;
-    let specs: Vec<pb::ServiceSpec> = listed.into_iter().filter_map(|s| s.spec).collect();
-    let specs: Vec<pb::ServiceSpec> = match &args.service {
-        None => specs,
-        Some(wanted) => match specs.into_iter().find(|spec| &spec.service_id == wanted) {
-            Some(spec) => vec![spec],
-            None => bail!("service {wanted:?} is not defined"),
-        },
+        .into_inner();
+    // One prefix for every service: the one asked for, else the one published now.
+    let tree_size = match args.tree_size {
+        Some(size) => size,
+        None => listed.prefix.as_ref().map_or(0, |prefix| prefix.tree_size),
+    };
+    let specs: Vec<pb::ServiceSpec> = listed.services.into_iter().filter_map(|s| s.spec).collect();
+    let specs = if args.services.is_empty() {
+        specs
+    } else {
+        let defined: Vec<&str> = specs.iter().map(|spec| spec.service_id.as_str()).collect();
+        for wanted in &args.services {
+            if !defined.contains(&wanted.as_str()) {
+                bail!(
+                    "service {wanted:?} is not defined; the ledger defines: {}",
+                    defined.join(", ")
+                );
+            }
+        }
+        specs
+            .into_iter()
+            .filter(|spec| args.services.contains(&spec.service_id))
+            .collect()
     };
     let mut services = Vec::with_capacity(specs.len());
     for spec in specs {
         services.push(
-            service_report(&mut query, spec, &args.window)
+            service_report(&mut query, spec, &args.window, tree_size)
                 .await
                 .map_err(|e| e.context("the ledger's answer cannot be read"))?,
         );
@@ -111,6 +132,7 @@ async fn service_report(
     query: &mut QueryServiceClient<client::LedgerChannel>,
     spec: pb::ServiceSpec,
     window: &WindowSpec,
+    tree_size: u64,
 ) -> anyhow::Result<ServiceReport> {
     let service_id = spec.service_id;
     let rpc_error = |rpc: &str, status: tonic::Status| {
@@ -123,19 +145,23 @@ async fn service_report(
         .get_availability(pb::GetAvailabilityRequest {
             service_id: service_id.clone(),
             window: Some(client::window_to_pb(window)),
-            tree_size: 0,
+            tree_size,
         })
         .await
         .map_err(|status| rpc_error("GetAvailability", status))?
         .into_inner()
         .report
         .ok_or_else(|| anyhow!("service {service_id}: GetAvailability answered no report"))?;
-    let (report, tree_size, checkpoint) = client::availability_report_from_pb(&served)?;
+    let (report, served_size, checkpoint) = client::availability_report_from_pb(&served)?;
+    if tree_size != 0 && served_size != tree_size {
+        bail!("service {service_id}: the ledger answered for tree size {served_size}, not {tree_size}");
+    }
+    let tree_size = served_size;
     let incidents = query
         .list_incidents(pb::ListIncidentsRequest {
             service_id: service_id.clone(),
             window: Some(client::window_to_pb(window)),
-            tree_size: 0,
+            tree_size,
         })
         .await
         .map_err(|status| rpc_error("ListIncidents", status))?
@@ -231,12 +257,20 @@ fn print_table(document: &ReportDocument) {
         }
     }
     println!();
-    // The log may grow between two services' answers; each names its own prefix.
+    // Every report comes from one prefix; name it with its root.
+    let root = first
+        .checkpoint
+        .split_once("\n\n")
+        .and_then(|(body, _)| Checkpoint::parse_body(&format!("{body}\n")).ok())
+        .map_or_else(
+            || "?".to_owned(),
+            |checkpoint| hex::encode(checkpoint.root_hash),
+        );
     let prefix = match (smallest, largest) {
         (Some(smallest), Some(largest)) if smallest != largest => {
             format!("tree sizes {smallest} to {largest}")
         }
-        _ => format!("tree size {}", first.tree_size),
+        _ => format!("tree size {}, root {root}", first.tree_size),
     };
     println!(
         "window [{}, {}); computed from the log prefix of {prefix}",
