@@ -676,5 +676,10 @@ pub fn incident_from_pb(incident: &pb::Incident) -> Result<Incident, InvalidInpu
         end: entry::timestamp_millis(incident.end.as_ref(), "incident end")?,
         open: incident.open,
         probes: incident.probes.clone(),
+        last_observed_at: incident
+            .last_observed_at
+            .as_ref()
+            .map(|at| entry::timestamp_millis(Some(at), "incident last_observed_at"))
+            .transpose()?,
     })
 }

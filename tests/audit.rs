@@ -652,6 +652,7 @@ async fn report_json_gives_what_the_log_holds() {
             "duration_ms": 120_000,
             "open": false,
             "probes": ["p1", "p2"],
+            "last_observed_at": null,
         }])
     );
     assert_eq!(passport["tree_size"], ledger.tree_size());

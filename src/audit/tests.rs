@@ -228,6 +228,7 @@ fn an_honest_log_passes_and_projects_like_the_server() {
             end: T0 + 120 * SECOND,
             open: false,
             probes: vec!["p1".into()],
+            last_observed_at: None,
         }]
     );
 }
@@ -638,6 +639,7 @@ fn incident_lists_and_prefixes_are_compared() {
         end: T0 + 60_000,
         open: false,
         probes: vec!["p1".into()],
+        last_observed_at: None,
     };
     let window = (T0, T0 + 600_000);
     let incidents = vec![incident.clone()];

@@ -246,11 +246,18 @@ fn print_table(document: &ReportDocument) {
         println!();
         println!("incidents:");
         for (service_id, incident) in incidents {
+            // An open incident has no end yet: only its latest evidence is printed.
+            let until = match incident.last_observed_at.filter(|_| incident.open) {
+                Some(last) => format!(
+                    "ongoing, last observation {} ({} so far)",
+                    format_millis(last),
+                    duration((last - incident.start) as f64)
+                ),
+                None => format_millis(incident.end),
+            };
             println!(
-                "  {service_id:<width$}  {} .. {}{}  probes: {}",
+                "  {service_id:<width$}  {} .. {until}  probes: {}",
                 format_millis(incident.start),
-                format_millis(incident.end),
-                if incident.open { " (open)" } else { "" },
                 incident.probes.join(", "),
                 width = widths[0]
             );

@@ -343,6 +343,7 @@ fn a_forged_signature_is_refused() {
         end: T0 + 120 * S,
         open: false,
         probes: vec!["p1".into(), "p2".into()],
+        last_observed_at: None,
     }];
     let report = crate::projection::semantics::availability_report(
         WINDOW.0,

@@ -135,17 +135,24 @@ pub struct Incident {
     pub open: bool,
     /// The probes whose own state was DOWN at some instant of the incident, sorted.
     pub probes: Vec<String>,
+    /// For an open incident, the newest observation of the service: the latest evidence,
+    /// where "so far" ends (`end` is where the data runs out, which may be in the future).
+    pub last_observed_at: Option<i64>,
 }
 
 impl serde::Serialize for Incident {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut incident = serializer.serialize_struct("Incident", 5)?;
+        let mut incident = serializer.serialize_struct("Incident", 6)?;
         incident.serialize_field("start", &crate::domain::format_millis(self.start))?;
         incident.serialize_field("end", &crate::domain::format_millis(self.end))?;
         incident.serialize_field("duration_ms", &self.end.saturating_sub(self.start))?;
         incident.serialize_field("open", &self.open)?;
         incident.serialize_field("probes", &self.probes)?;
+        incident.serialize_field(
+            "last_observed_at",
+            &self.last_observed_at.map(crate::domain::format_millis),
+        )?;
         incident.end()
     }
 }

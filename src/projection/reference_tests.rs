@@ -352,11 +352,17 @@ impl NaiveLog {
                 let observed_since = self
                     .observations_of(service_id)
                     .any(|observation| observation.observed_at >= down_end);
+                let open = self.state(service_id, down_end) == State::Unknown && !observed_since;
                 Incident {
                     start: down_start,
                     end: down_end,
-                    open: self.state(service_id, down_end) == State::Unknown && !observed_since,
+                    open,
                     probes: probes.into_iter().collect(),
+                    last_observed_at: self
+                        .observations_of(service_id)
+                        .map(|observation| observation.observed_at)
+                        .max()
+                        .filter(|_| open),
                 }
             })
             .collect();

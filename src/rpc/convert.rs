@@ -174,6 +174,9 @@ pub fn incident(incident: crate::projection::Incident) -> pb::Incident {
         end: Some(crate::entry::millis_timestamp(incident.end)),
         open: incident.open,
         probes: incident.probes,
+        last_observed_at: incident
+            .last_observed_at
+            .map(crate::entry::millis_timestamp),
     }
 }
 

@@ -483,14 +483,22 @@ fn incidents_text(
         .iter()
         .take(INCIDENTS_PER_DAY)
         .map(|incident| {
-            format!(
-                "{}–{} {} ({}{})",
-                clock(incident.start),
-                clock(incident.end),
-                zone.strftime(incident.start, "%Z"),
-                human_duration(incident.end - incident.start),
-                if incident.open { ", ongoing" } else { "" }
-            )
+            match incident.last_observed_at.filter(|_| incident.open) {
+                // Ongoing: no end is shown, only the latest evidence.
+                Some(last) => format!(
+                    "from {} {}, ongoing ({} so far)",
+                    clock(incident.start),
+                    zone.strftime(incident.start, "%Z"),
+                    human_duration(last - incident.start)
+                ),
+                None => format!(
+                    "{}–{} {} ({})",
+                    clock(incident.start),
+                    clock(incident.end),
+                    zone.strftime(incident.start, "%Z"),
+                    human_duration(incident.end - incident.start)
+                ),
+            }
         })
         .collect();
     if !listed.is_empty() {
@@ -523,8 +531,13 @@ fn incident_row(status: &ServiceStatus, incident: &Incident, zone: &DisplayZone)
         service_name: status.spec.name.clone(),
         start: zone.time(incident.start),
         end: zone.time(incident.end),
-        duration: human_duration(incident.end - incident.start),
+        // An open incident lasts, as far as the log shows, until its latest evidence: `end`
+        // is where the data runs out, which may not have happened yet.
+        duration: human_duration(
+            incident.last_observed_at.unwrap_or(incident.end) - incident.start,
+        ),
         open: incident.open,
+        last_observed: incident.last_observed_at.map(|at| zone.time(at)),
         probes: if incident.probes.is_empty() {
             "—".into()
         } else {

@@ -85,6 +85,8 @@ pub struct IncidentRow {
     pub duration: String,
     /// DOWN until the data ends: still going on as far as the log knows.
     pub open: bool,
+    /// For an open incident, the newest observation: the latest evidence.
+    pub last_observed: Option<TimeView>,
     pub probes: String,
 }
 

@@ -12,6 +12,7 @@ fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
         end,
         open,
         probes: vec!["p1".into()],
+        last_observed_at: open.then_some(end - 30_000),
     };
     let minute = 60_000;
     let one = [incident(
@@ -25,7 +26,8 @@ fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
         incidents_text(&one, 1, whole_day, &utc),
         ", 1 incident: 14:02–14:49 UTC (47 min)"
     );
-    // Across midnight on both sides; the last one still open.
+    // Across midnight on both sides; the last one still open (its latest evidence 30 s
+    // before its data runs out): no end is shown for it.
     let many = [
         incident(day - 20 * minute, day + 20 * minute, false),
         incident(day + 60 * minute, day + 61 * minute, false),
@@ -39,7 +41,7 @@ fn a_day_lists_its_incidents_by_time_with_dates_outside_the_day() {
     );
     assert_eq!(
         incidents_text(&many[3..], 1, whole_day, &utc),
-        ", 1 incident: 23:50–29 Nov 00:05 UTC (15 min, ongoing)"
+        ", 1 incident: from 23:50 UTC, ongoing (14 min 30 s so far)"
     );
     // In Nairobi (UTC+3) the same incident is in the morning, named in local time.
     let nairobi = DisplayZone::named("Africa/Nairobi").unwrap();

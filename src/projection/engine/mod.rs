@@ -388,11 +388,13 @@ impl Projection {
                     .get(first + offset + 1)
                     .is_some_and(|next| next.start == run.end);
                 let observed_since = latest_observed_at.is_some_and(|latest| latest >= run.end);
+                let open = !followed_by_known_state && !observed_since;
                 Incident {
                     start: run.start,
                     end: run.end,
-                    open: !followed_by_known_state && !observed_since,
+                    open,
                     probes: service.probes_down_within(run.start, run.end),
+                    last_observed_at: latest_observed_at.filter(|_| open),
                 }
             })
             .collect();

@@ -386,7 +386,8 @@ fn late_observation_splits_a_run() {
             start: 45_000,
             end: 50_000,
             open: false,
-            probes: vec!["p1".to_string()]
+            probes: vec!["p1".to_string()],
+            last_observed_at: None,
         }]
     );
     assert_eq!(ledger.projection.retained_runs(), 3 + 3);
@@ -551,11 +552,13 @@ fn incidents_are_reported_whole_and_open_until_data_returns() {
         10 * SECOND,
         Status::Down,
     );
+    // The last observation (190 s) is the latest evidence; `end` is where it goes stale.
     let open = Incident {
         start: 100_000,
         end: 220_000,
         open: true,
         probes: vec!["p1".to_string()],
+        last_observed_at: Some(190_000),
     };
     assert_eq!(
         ledger
@@ -576,6 +579,7 @@ fn incidents_are_reported_whole_and_open_until_data_returns() {
     ledger.observe(400 * SECOND, "p1", "svc", 400 * SECOND, Status::Up);
     let closed = Incident {
         open: false,
+        last_observed_at: None,
         ..open
     };
     assert_eq!(
@@ -599,7 +603,8 @@ fn incident_ended_by_a_stale_down_probe_is_closed() {
             start: 0,
             end: 30_000,
             open: false,
-            probes: vec!["p2".to_string()]
+            probes: vec!["p2".to_string()],
+            last_observed_at: None,
         }]
     );
 }
