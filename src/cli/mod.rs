@@ -192,9 +192,14 @@ async fn connect_reader(
 }
 
 async fn connect(ledger: &str, options: ConnectOptions) -> anyhow::Result<LedgerChannel> {
-    client::connect_with(ledger, &options)
-        .await
-        .with_context(|| format!("cannot reach the ledger at {ledger}"))
+    client::connect_with(ledger, &options).await.map_err(|error| {
+        // One line, each cause once (the transport repeats them), and what to check.
+        let causes: Vec<String> = anyhow::Chain::new(&error).map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "cannot reach the ledger at {ledger}: {}; is it running, and is --ledger its gRPC address (default http://127.0.0.1:50051)?",
+            without_repeats(&causes.join(": "))
+        )
+    })
 }
 
 /// How `--window` is written (report and audit).
@@ -234,5 +239,54 @@ fn now_millis() -> i64 {
 /// A refused RPC as the CLI reports it: the gRPC code by name and the server's message,
 /// e.g. `NotFound: probe nobody is not registered`.
 fn rpc_failure(status: &tonic::Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
+    let message = without_repeats(status.message());
+    let lowered = message.to_ascii_lowercase();
+    let hint = if lowered.contains("connect") && status.code() == tonic::Code::Unavailable {
+        "; is the ledger running, and is --ledger its gRPC address (default http://127.0.0.1:50051)?"
+    } else if [
+        "broken pipe",
+        "h2 protocol error",
+        "frame with invalid size",
+        "http2 error",
+    ]
+    .iter()
+    .any(|sign| lowered.contains(sign))
+    {
+        "; --ledger may point at a server that does not speak gRPC (the HTTP port of the status page?): use the gRPC address"
+    } else {
+        ""
+    };
+    format!("{:?}: {message}{hint}", status.code())
+}
+
+/// A message with each `: `-separated part said once (transport errors repeat their cause).
+fn without_repeats(message: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in message.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_say_their_cause_once_and_what_to_check() {
+        let down = tonic::Status::unavailable("tcp connect error: tcp connect error");
+        assert_eq!(
+            rpc_failure(&down),
+            "Unavailable: tcp connect error; is the ledger running, and is --ledger its gRPC address (default http://127.0.0.1:50051)?"
+        );
+        let http = tonic::Status::unknown("h2 protocol error: http2 error");
+        assert!(rpc_failure(&http).contains("the HTTP port of the status page?"));
+        let plain = tonic::Status::not_found("service \"x\" is not defined");
+        assert_eq!(
+            rpc_failure(&plain),
+            "NotFound: service \"x\" is not defined"
+        );
+    }
 }
