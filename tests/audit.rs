@@ -614,7 +614,7 @@ async fn audit_names_the_report_field_a_server_lied_about() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_json_gives_what_the_log_holds() {
-    let (ledger, _) = populated().await;
+    let (ledger, verifier_key) = populated().await;
     ledger.wait_for_projection().await;
     let output = stdout(
         &cli(&[
@@ -774,6 +774,22 @@ async fn report_json_gives_what_the_log_holds() {
     );
     assert!(message.contains("before it starts"), "{message}");
     assert!(!message.contains("GetAvailability"), "{message}");
+    let message = failure(
+        &cli(&[
+            "audit",
+            "--ledger",
+            &ledger.address,
+            "--verifier-key",
+            &verifier_key,
+            "--service",
+            "pasport",
+        ])
+        .await,
+    );
+    assert!(
+        message.contains("service \"pasport\" is not defined; the ledger defines: passport, tax"),
+        "{message}"
+    );
 }
 
 /// Every entry of the log, fetched and decoded directly.

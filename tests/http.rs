@@ -335,6 +335,13 @@ async fn api_errors_are_json_with_fitting_statuses() {
             "{path}"
         );
     }
+    // An unescaped `+` in an offset arrives as a space: the error says how to write it.
+    let plus = ledger
+        .http_get("/api/v1/services/ecitizen.portal/availability?start=2027-01-01T00:00:00+03:00&end=2027-01-02T00:00:00Z")
+        .await
+        .json();
+    let message = plus["error"]["message"].as_str().unwrap();
+    assert!(message.contains("%2B03:00"), "{message}");
     let unknown = ledger.http_get("/api/v1/services/nope").await.json();
     assert_eq!(
         unknown["error"]["message"],

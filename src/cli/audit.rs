@@ -169,6 +169,26 @@ async fn audit_ledger(
         audit::check_consistency(saved, &checkpoint, &proof)?;
     }
 
+    if !args.services.is_empty() {
+        // A mistyped service is named before the whole log is downloaded (the audited log
+        // is checked again after it).
+        let listed = QueryServiceClient::new(channel.clone())
+            .list_services(pb::ListServicesRequest {})
+            .await
+            .map_err(|status| anyhow!("ListServices failed: {}", super::rpc_failure(&status)))?
+            .into_inner();
+        let defined: Vec<String> = listed
+            .services
+            .into_iter()
+            .filter_map(|service| service.spec.map(|spec| spec.service_id))
+            .collect();
+        if let Some(unknown) = args.services.iter().find(|asked| !defined.contains(asked)) {
+            bail!(
+                "service {unknown:?} is not defined; the ledger defines: {}",
+                defined.join(", ")
+            );
+        }
+    }
     let audited = download_and_audit(&mut log, &checkpoint, verifier).await?;
     let prefix = LogPrefix {
         tree_size: checkpoint.tree_size,

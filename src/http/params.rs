@@ -99,7 +99,15 @@ fn parse_month(text: &str) -> Result<(i32, u8), HttpError> {
 
 /// Parses an RFC 3339 time to Unix milliseconds (sub-millisecond digits are dropped).
 pub fn parse_time(text: &str, what: &str) -> Result<i64, HttpError> {
-    crate::domain::parse_millis(text).map_err(|e| HttpError::bad_request(format!("{what} {e}")))
+    crate::domain::parse_millis(text).map_err(|e| {
+        // A `+` in a query string reads as a space: `+03:00` arrives as ` 03:00`.
+        let hint = if text.contains(' ') {
+            "; a `+` in a URL means a space: write an offset such as +03:00 as %2B03:00"
+        } else {
+            ""
+        };
+        HttpError::bad_request(format!("{what} {e}{hint}"))
+    })
 }
 
 #[cfg(test)]
