@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::process::run as cli;
+
 use std::path::Path;
 use std::process::Command as Process;
 
@@ -228,14 +230,6 @@ async fn probe_report(ledger: &TestLedger, probe_id: &str) -> pb::ProbeReport {
         .into_iter()
         .find(|probe| probe.probe_id == probe_id)
         .expect("the probe has reported")
-}
-
-/// Runs the binary without blocking the runtime that serves the ledger.
-async fn cli(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || Process::new(BINARY).args(args).output().unwrap())
-        .await
-        .unwrap()
 }
 
 async fn cli_ok(args: &[&str]) -> String {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::process::run as cli;
+
 use std::pin::Pin;
 use std::process::Output;
 
@@ -25,21 +27,7 @@ use uptime_ledger::pb::log_service_server::{LogService, LogServiceServer};
 use uptime_ledger::pb::query_service_client::QueryServiceClient;
 use uptime_ledger::pb::query_service_server::{QueryService, QueryServiceServer};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
 const MINUTE: i64 = 60_000;
-
-/// Runs the binary without blocking the runtime that serves the ledger.
-async fn cli(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BINARY)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 fn stdout(output: &Output) -> String {
     assert!(

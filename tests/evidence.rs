@@ -7,27 +7,15 @@
 
 mod common;
 
+use common::process::run as cli;
+
 use std::path::Path;
 use std::process::Output;
 
 use common::*;
 use uptime_ledger::domain::Status;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
 const MINUTE: i64 = 60_000;
-
-/// Runs the binary without blocking the runtime that serves the ledger.
-async fn cli(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BINARY)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 fn stdout(output: &Output) -> String {
     assert!(

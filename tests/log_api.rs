@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::process::run as cli;
+
 use common::*;
 use rand::{Rng, SeedableRng};
 use uptime_ledger::checkpoint::{open_checkpoint, NoteVerifier};
@@ -261,19 +263,6 @@ async fn subscribe_serves_history_then_follows_the_log() {
         live.entry,
         "Subscribe serves the stored bytes"
     );
-}
-
-/// Runs the binary without blocking the runtime that serves the ledger.
-async fn cli(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::process::BINARY)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]

@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
 
+/// Runs the binary with `args` to completion without blocking the async runtime that serves
+/// an in-process ledger (a blocking wait there would starve the ledger the command talks to).
+pub async fn run(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || Command::new(BINARY).args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
 /// A running child of the binary.
 pub struct Process {
     child: Child,
