@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::process::run as cli;
+use common::process::{failure, run as cli, stdout};
 
 use std::pin::Pin;
 use std::process::Output;
@@ -28,25 +28,6 @@ use uptime_ledger::pb::query_service_client::QueryServiceClient;
 use uptime_ledger::pb::query_service_server::{QueryService, QueryServiceServer};
 
 const MINUTE: i64 = 60_000;
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "the command failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn failure(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "the command should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 /// A ledger whose log holds two services, three probes, an outage and maintenance:
 ///

@@ -7,34 +7,14 @@
 
 mod common;
 
-use common::process::run as cli;
+use common::process::{failure, run as cli, stdout};
 
 use std::path::Path;
-use std::process::Output;
 
 use common::*;
 use uptime_ledger::domain::Status;
 
 const MINUTE: i64 = 60_000;
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "the command failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn failure(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "the command should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 /// `passport` (majority of p1, p2, p3; staleness 90 s): one observation per probe per
 /// minute from T0-10m to T0-1m; p1 and p2 see DOWN at T0-5m and T0-4m, so the service is

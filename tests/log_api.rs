@@ -13,6 +13,21 @@ use uptime_ledger::domain::Status;
 use uptime_ledger::merkle::{self, Hash};
 use uptime_ledger::pb;
 
+/// A JSON array of hex hashes (the HTTP proof routes' form).
+fn json_hashes(proof: &serde_json::Value) -> Vec<Hash> {
+    proof
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
 fn hashes(proof: &[Vec<u8>]) -> Vec<Hash> {
     proof
         .iter()
@@ -296,17 +311,7 @@ async fn proofs_over_http_and_the_cli_verify_against_the_signed_checkpoints() {
         .json();
     let signed = open_checkpoint(proof["checkpoint"].as_str().unwrap(), &verifier).unwrap();
     assert_eq!(signed, latest);
-    let path: Vec<Hash> = proof["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    let path = json_hashes(&proof["proof"]);
     merkle::verify_inclusion(
         &merkle::leaf_hash(&bytes),
         20,
@@ -325,17 +330,7 @@ async fn proofs_over_http_and_the_cli_verify_against_the_signed_checkpoints() {
         .json();
     let first =
         open_checkpoint(consistency["first_checkpoint"].as_str().unwrap(), &verifier).unwrap();
-    let path: Vec<Hash> = consistency["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    let path = json_hashes(&consistency["proof"]);
     merkle::verify_consistency(
         first.tree_size,
         latest.tree_size,

@@ -11,6 +11,27 @@ use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_uptime-ledger");
 
+/// A command's stdout, after checking that it succeeded (else its output is shown).
+pub fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "the command failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// A command's stderr, after checking that it failed.
+pub fn failure(output: &std::process::Output) -> String {
+    assert!(
+        !output.status.success(),
+        "the command should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
 /// Runs the binary with `args` to completion without blocking the async runtime that serves
 /// an in-process ledger (a blocking wait there would starve the ledger the command talks to).
 pub async fn run(args: &[&str]) -> std::process::Output {
